@@ -1,0 +1,244 @@
+"""Stream patterns into features, head scores and thumbnails, one layer/batch at a time.
+
+Patterns never accumulate: each [B, heads, N, N] layer tensor is reduced on its own
+device the moment the model produces it, so peak memory does not grow with the number
+of prompts beyond the feature table and the few thumbnails kept for display.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .detect import SCORE_NAMES, score_sums
+from .features.batch import PatternBatch, check_patterns
+from .features.registry import feature_matrix, get_feature_set
+from .prompts import Prompt
+from .sources import PatternSource, TokenizedPrompt, pad_token_batch
+
+#: Thumbnails keep the top-left corner of a pattern: under causal masking that is exactly
+#: the pattern of the prompt's first THUMBNAIL_TOKENS tokens.
+THUMBNAIL_TOKENS = 64
+
+
+@dataclass
+class Collected:
+    """Everything kept from one model's run over the prompts.
+
+    Heads are ordered (layer, head): index = layer * n_heads + head.
+
+    Attributes:
+        features: feature set name -> [n_heads_total, P, F] float64.
+        score_sums: [n_heads_total, P, S] sums of each score over its eligible rows.
+        score_rows: [P, S] number of eligible rows per prompt (equal for all heads of a model).
+        thumbnails: [n_heads_total, T, K, K] float16 pattern corners, K = thumbnail size.
+        thumbnail_prompts: [T] prompt indices the thumbnails show.
+        lengths: [P] tokens per prompt (BOS included); token_ids / token_strs per prompt.
+    """
+
+    model_name: str
+    n_layers: int
+    n_heads: int
+    prompts: list[Prompt]
+    lengths: np.ndarray
+    token_ids: list[list[int]]
+    token_strs: list[list[str]]
+    has_bos: np.ndarray
+    truncated: np.ndarray
+    features: dict[str, np.ndarray]
+    score_sums: np.ndarray
+    score_rows: np.ndarray
+    thumbnails: np.ndarray
+    thumbnail_prompts: np.ndarray
+    feature_names: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+class Collector:
+    """Receives layer patterns and writes their reductions into preallocated tables."""
+
+    def __init__(
+        self,
+        n_layers: int,
+        n_heads: int,
+        prompts: Sequence[Prompt],
+        feature_sets: Sequence[str],
+        thumbnail_prompts: Sequence[int],
+        thumbnail_tokens: int = THUMBNAIL_TOKENS,
+        dtype: torch.dtype = torch.float64,
+        validate: bool = True,
+    ):
+        self.n_layers, self.n_heads = n_layers, n_heads
+        self.prompts = list(prompts)
+        self.sets = [get_feature_set(f) for f in feature_sets]
+        self.dtype, self.validate = dtype, validate
+        n_total, p = n_layers * n_heads, len(self.prompts)
+        self.features = {fs.name: np.full((n_total, p, len(fs.feature_names)), np.nan) for fs in self.sets}
+        self.score_sums = np.zeros((n_total, p, len(SCORE_NAMES)))
+        self.score_rows = np.zeros((p, len(SCORE_NAMES)))
+        self.thumbnail_prompts = np.asarray(thumbnail_prompts, dtype=np.int64)
+        self.thumb_slot = {int(k): s for s, k in enumerate(self.thumbnail_prompts)}
+        self.thumb_k = thumbnail_tokens
+        self.thumbnails = np.zeros((n_total, len(self.thumbnail_prompts), thumbnail_tokens, thumbnail_tokens), np.float16)
+        self.done = np.zeros((n_layers, p), dtype=bool)
+
+    def add_layer(
+        self,
+        layer: int,
+        prompt_index: Sequence[int],
+        patterns: torch.Tensor,
+        lengths: torch.Tensor,
+        token_ids: torch.Tensor | None,
+    ) -> None:
+        """Reduce one layer's patterns [B, heads, N, N] of prompts `prompt_index`."""
+        b, h, n_max, _ = patterns.shape
+        if h != self.n_heads:
+            raise ValueError(f"layer {layer} gave {h} heads, expected {self.n_heads}")
+        lengths = lengths.to(patterns.device)
+        flat_len = lengths.repeat_interleave(h)
+        inside = torch.arange(n_max, device=patterns.device)[None, :] < flat_len[:, None]
+        a = patterns.reshape(b * h, n_max, n_max).to(self.dtype)
+        a = a * (inside[:, :, None] & inside[:, None, :])  # drop padded rows / columns
+        batch = PatternBatch(a, flat_len)
+        if self.validate:
+            names = [f"layer {layer} head {k % h} of prompt {self.prompts[prompt_index[k // h]].id!r}" for k in range(b * h)]
+            check_patterns(batch, names)
+        rows = slice(layer * h, (layer + 1) * h)
+        idx = np.asarray(prompt_index)
+        for fs in self.sets:
+            f = feature_matrix(fs, batch).to("cpu", torch.float64).numpy().reshape(b, h, -1)
+            self.features[fs.name][rows, idx] = f.transpose(1, 0, 2)
+        sums, counts = score_sums(a.view(b, h, n_max, n_max), lengths, token_ids)
+        self.score_sums[rows, idx] = sums.to("cpu", torch.float64).numpy().transpose(1, 0, 2)
+        self.score_rows[idx] = counts.to("cpu", torch.float64).numpy()
+        for k, p in enumerate(idx):
+            slot = self.thumb_slot.get(int(p))
+            if slot is not None:
+                m = min(int(lengths[k]), self.thumb_k)
+                self.thumbnails[rows, slot, :m, :m] = a.view(b, h, n_max, n_max)[k, :, :m, :m].to("cpu", torch.float16).numpy()
+        self.done[layer, idx] = True
+
+    def finish(self, model_name: str, tokenized: Sequence[TokenizedPrompt], token_strs: list[list[str]]) -> Collected:
+        if not self.done.all():
+            layer, p = np.argwhere(~self.done)[0]
+            raise RuntimeError(f"no patterns arrived for layer {layer} of prompt {self.prompts[p].id!r}")
+        return Collected(
+            model_name=model_name,
+            n_layers=self.n_layers,
+            n_heads=self.n_heads,
+            prompts=self.prompts,
+            lengths=np.array([len(t.ids) for t in tokenized]),
+            token_ids=[list(t.ids) for t in tokenized],
+            token_strs=token_strs,
+            has_bos=np.array([t.has_bos for t in tokenized]),
+            truncated=np.array([t.truncated for t in tokenized]),
+            features=self.features,
+            score_sums=self.score_sums,
+            score_rows=self.score_rows,
+            thumbnails=self.thumbnails,
+            thumbnail_prompts=self.thumbnail_prompts,
+            feature_names={fs.name: fs.feature_names for fs in self.sets},
+        )
+
+
+def pick_thumbnail_prompts(prompts: Sequence[Prompt], thumbnails: int | Sequence[str]) -> list[int]:
+    """Indices of the prompts to keep thumbnails of: an explicit list of prompt ids, or a
+    count split between texts and probes (a third of them probes, at least one if any)."""
+    if not isinstance(thumbnails, int):
+        where = {p.id: k for k, p in enumerate(prompts)}
+        missing = [t for t in thumbnails if t not in where]
+        if missing:
+            raise ValueError(f"thumbnail prompts {missing[:5]} are not among the prompts")
+        return [where[t] for t in thumbnails]
+    probes = [k for k, p in enumerate(prompts) if p.is_probe]
+    texts = [k for k, p in enumerate(prompts) if not p.is_probe]
+    n_probe = min(len(probes), max(1 if probes and thumbnails > 1 else 0, thumbnails // 3))
+    return texts[: thumbnails - n_probe] + probes[:n_probe]
+
+
+def collect_from_model(
+    source: PatternSource,
+    prompts: Sequence[Prompt],
+    feature_sets: Sequence[str],
+    *,
+    batch_size: int = 8,
+    max_tokens: int | None = 128,
+    prepend_bos: bool = True,
+    thumbnails: int | Sequence[str] = 6,
+    dtype: torch.dtype = torch.float64,
+    validate: bool = True,
+    progress: bool = True,
+) -> Collected:
+    """Run the model over the prompts (longest first, right-padded batches) and reduce
+    every layer's patterns as it arrives."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    tokenized = source.tokenize(prompts, prepend_bos=prepend_bos, max_tokens=max_tokens)
+    collector = Collector(
+        source.n_layers, source.n_heads, prompts, feature_sets, pick_thumbnail_prompts(prompts, thumbnails),
+        dtype=dtype, validate=validate,
+    )
+    order = sorted(range(len(prompts)), key=lambda k: -len(tokenized[k].ids))
+    bar = tqdm(total=len(prompts), desc=f"atlas {source.name}", unit="prompt", disable=not progress)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        ids, lengths = pad_token_batch([tokenized[k] for k in idx], source.pad_token_id, source.device)
+        source.run(ids, lengths, lambda layer, pat: collector.add_layer(layer, idx, pat, lengths, ids))
+        bar.update(len(idx))
+    bar.close()
+    token_strs = [source.token_strings(t.ids) for t in tokenized]
+    return collector.finish(source.name, tokenized, token_strs)
+
+
+def collect_from_patterns(
+    per_prompt: Sequence,
+    model_name: str,
+    prompts: Sequence[Prompt],
+    feature_sets: Sequence[str],
+    *,
+    token_ids: Sequence[Sequence[int]] | None = None,
+    token_strs: Sequence[Sequence[str]] | None = None,
+    has_bos: bool = False,
+    thumbnails: int | Sequence[str] = 6,
+    dtype: torch.dtype = torch.float64,
+    validate: bool = True,
+    device: torch.device | str | None = None,
+) -> Collected:
+    """Reduce patterns the user already has: one [layers, heads, n, n] array per prompt."""
+    arrays = [torch.as_tensor(np.asarray(p)) if not isinstance(p, torch.Tensor) else p for p in per_prompt]
+    if not arrays:
+        raise ValueError("no patterns given: expected one [layers, heads, n, n] array per prompt")
+    for k, t in enumerate(arrays):
+        if t.ndim != 4 or t.shape[-1] != t.shape[-2] or t.shape[-1] == 0:
+            raise ValueError(f"patterns of prompt {k} have shape {tuple(t.shape)}; expected [layers, heads, n, n]")
+        if t.shape[:2] != arrays[0].shape[:2]:
+            raise ValueError(f"prompt {k} has {tuple(t.shape[:2])} layers x heads, prompt 0 has {tuple(arrays[0].shape[:2])}")
+    if len(prompts) != len(arrays):
+        raise ValueError(f"{len(prompts)} prompts for {len(arrays)} pattern arrays")
+    n_layers, n_heads = arrays[0].shape[:2]
+    lengths = [t.shape[-1] for t in arrays]
+    if token_ids is not None:
+        if len(token_ids) != len(arrays) or any(len(t) != n for t, n in zip(token_ids, lengths)):
+            raise ValueError("token_ids must give one id per pattern row for every prompt")
+    dev = torch.device(device) if device is not None else arrays[0].device
+    collector = Collector(
+        n_layers, n_heads, prompts, feature_sets, pick_thumbnail_prompts(prompts, thumbnails), dtype=dtype, validate=validate
+    )
+    for k, t in enumerate(arrays):
+        n = lengths[k]
+        ids = torch.as_tensor([list(token_ids[k])], device=dev) if token_ids is not None else None
+        for layer in range(n_layers):
+            collector.add_layer(layer, [k], t[layer][None].to(dev), torch.tensor([n], device=dev), ids)
+    fake = [
+        TokenizedPrompt(p, tuple(token_ids[k]) if token_ids is not None else tuple(range(lengths[k])), has_bos, False)
+        for k, p in enumerate(prompts)
+    ]
+    if token_strs is None:
+        token_strs = [[str(t) for t in ids] for ids in token_ids] if token_ids is not None else [[""] * n for n in lengths]
+    out = collector.finish(model_name, fake, [list(s) for s in token_strs])
+    if token_ids is None:
+        out.token_ids = [[] for _ in lengths]
+    return out

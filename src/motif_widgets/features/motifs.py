@@ -1,0 +1,145 @@
+"""The `motifs` feature set: bounded, NaN-free, length-robust measures of visible motifs.
+
+Every feature is an average over query rows i >= 1 (row 0 can only attend to itself;
+for n = 1 the single row is used), so patterns of different lengths are comparable.
+Column 0 is the first token ("sink"); the offset features partition the rest of a row
+by distance d = i - j, so sink + self + prev + offset2 + offset3 + near + far = 1.
+All values lie in [0, 1] except log_distance (log tokens); none is NaN for any valid
+pattern, including n = 1 and one-hot rows. Cost is O(n^2) per pattern (no n^3 products).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .batch import PatternBatch
+
+MOTIF_FEATURE_DOCS: dict[str, str] = {
+    "sink": "attention on the first token (column 0): the attention-sink / BOS motif",
+    "self": "attention of each token to itself (the main diagonal)",
+    "prev": "attention to the previous token (offset 1; first token excluded)",
+    "offset2": "attention to the token two back (offset 2; first token excluded)",
+    "offset3": "attention to the token three back (offset 3; first token excluded)",
+    "near": "recent-token band: attention on offsets 4..8 (first token excluded)",
+    "far": "attention further back than 8 tokens (first token excluded)",
+    "entropy": "row entropy normalised by log(number of visible keys): 0 one-hot, 1 uniform",
+    "max_weight": "largest weight of each row: how peaked the attention is",
+    "distance": "mean attention distance relative to the query position, sum_j A_ij (i - j) / i",
+    "log_distance": "log(1 + mean attention distance in tokens)",
+    "key_spread": "effective number of attended key columns (exp of column-mass entropy) / n",
+    "bar_mass": "vertical bars: attention landing on the top 10% of key columns, first token excluded",
+    "row_similarity": "mean cosine between query rows: high for bars and sinks, low for diagonals",
+    "offset_similarity": "mean cosine between rows in relative-offset layout: high for positional heads",
+    "stripe": "strongest off-diagonal stripe: max over offsets 2..(n-1)/2 of the mean weight there (induction/duplicate)",
+}
+MOTIF_FEATURE_NAMES: tuple[str, ...] = tuple(MOTIF_FEATURE_DOCS)
+
+NEAR_OFFSETS = (4, 8)
+BAR_FRACTION = 0.1
+
+
+def query_rows(batch: PatternBatch) -> torch.Tensor:
+    """[B, N] bool: the rows features average over (i >= 1, or row 0 when n = 1)."""
+    pos = batch.positions[None, :]
+    return batch.row_mask & ((pos >= 1) | (batch.lengths[:, None] == 1))
+
+
+def offset_layout(batch: PatternBatch) -> torch.Tensor:
+    """[B, N, N]: D[b, i, d] = A[b, i, i - d] for 0 <= d <= i < n_b, else 0."""
+    i = batch.positions[None, :, None]
+    d = batch.positions[None, None, :]
+    src = (i - d).clamp(min=0).expand(batch.size, -1, -1)
+    keep = (d <= i) & batch.row_mask[:, :, None]
+    a = batch.patterns
+    return torch.where(keep, a.gather(2, src), torch.zeros((), dtype=a.dtype, device=a.device))
+
+
+def mean_row_cosine(rows: torch.Tensor, used: torch.Tensor) -> torch.Tensor:
+    """Mean cosine over ordered pairs of distinct used rows; 1 when there is a single row.
+
+    Args:
+        rows: [B, N, K]; used: [B, N] bool.
+    Returns:
+        [B] in [0, 1] for non-negative rows. O(N K) via |sum of unit rows|^2.
+    """
+    norms = torch.linalg.vector_norm(rows, dim=-1).clamp(min=1e-300)
+    unit = rows / norms[..., None] * used[..., None]
+    r = used.sum(1).to(rows.dtype)
+    total = (unit.sum(1) ** 2).sum(-1)
+    mean = (total - r) / (r * (r - 1)).clamp(min=1)
+    return torch.where(r > 1, mean.clamp(0.0, 1.0), torch.ones_like(mean))
+
+
+def motif_features(batch: PatternBatch) -> torch.Tensor:
+    """The 16 motif features of every pattern.
+
+    Args:
+        batch: B patterns padded to [B, N, N].
+    Returns:
+        [B, 16] in the order of MOTIF_FEATURE_NAMES.
+    """
+    a = batch.patterns
+    dt = a.dtype
+    zero = torch.zeros((), dtype=dt, device=a.device)
+    n = batch.lengths.to(dt)
+    rows = query_rows(batch)
+    rows_f = rows.to(dt)
+    n_rows = rows_f.sum(1)
+
+    def row_mean(v: torch.Tensor) -> torch.Tensor:  # [B, N] -> [B], mean over used rows
+        return (torch.where(rows, v, zero)).sum(1) / n_rows
+
+    i = batch.positions.to(dt)[None, :]
+    sink = a[:, :, 0]
+    offs = offset_layout(batch)  # [B, N, d]
+    d = batch.positions[None, None, :]
+    not_sink = d < batch.positions[None, :, None]  # key j = i - d >= 1
+    offs_ns = torch.where(not_sink, offs, zero)
+    mass_by_offset = (offs_ns * rows_f[:, :, None]).sum(1) / n_rows[:, None]  # [B, d]
+    near = mass_by_offset[:, NEAR_OFFSETS[0] : NEAR_OFFSETS[1] + 1].sum(1)
+    far = mass_by_offset[:, NEAR_OFFSETS[1] + 1 :].sum(1)
+
+    plogp = torch.where(a > 0, a * torch.log(torch.where(a > 0, a, 1.0)), zero)
+    row_entropy = -plogp.sum(-1) / torch.log(i + 1).clamp(min=1e-300)
+    row_entropy = torch.where(i >= 1, row_entropy, zero)  # one visible key: no spread
+
+    expected_dist = (offs * batch.positions.to(dt)[None, None, :]).sum(-1)  # [B, N] tokens
+    rel_dist = torch.where(i >= 1, expected_dist / i.clamp(min=1), zero)
+
+    col_mass = (a * rows_f[:, :, None]).sum(1) / n_rows[:, None]  # [B, N], sums to 1
+    col_h = -torch.where(col_mass > 0, col_mass * torch.log(torch.where(col_mass > 0, col_mass, 1.0)), zero).sum(1)
+    key_spread = torch.exp(col_h) / n
+    ranked = torch.where(batch.row_mask, col_mass, zero)[:, 1:].sort(dim=1, descending=True).values
+    n_top = torch.ceil(BAR_FRACTION * (batch.lengths - 1).to(dt)).long()
+    top_cum = torch.cat([torch.zeros_like(n[:, None]), ranked.cumsum(1)], dim=1)
+    bar_mass = top_cum.gather(1, n_top[:, None])[:, 0]
+
+    # strongest stripe: offsets d in [2, (n-1)//2], averaged over the n-1-d rows that reach it
+    col_sums = offs_ns.sum(1)  # [B, d] (rows i >= d+1 only, since the sink is excluded)
+    reach = (n[:, None] - 1 - batch.positions.to(dt)[None, :]).clamp(min=1)
+    dd = batch.positions[None, :]
+    eligible = (dd >= 2) & (dd <= (batch.lengths[:, None] - 1) // 2)
+    stripe = torch.where(eligible, col_sums / reach, zero).amax(1)
+
+    feats = {
+        "sink": row_mean(sink),
+        "self": mass_by_offset[:, 0],
+        "prev": mass_by_offset[:, 1] if batch.n_max > 1 else zero.expand(batch.size),
+        "offset2": mass_by_offset[:, 2] if batch.n_max > 2 else zero.expand(batch.size),
+        "offset3": mass_by_offset[:, 3] if batch.n_max > 3 else zero.expand(batch.size),
+        "near": near,
+        "far": far,
+        "entropy": row_mean(row_entropy),
+        "max_weight": row_mean(a.amax(-1)),
+        "distance": row_mean(rel_dist),
+        "log_distance": row_mean(torch.log1p(expected_dist)),
+        "key_spread": key_spread,
+        "bar_mass": bar_mass,
+        "row_similarity": mean_row_cosine(a, rows),
+        "offset_similarity": mean_row_cosine(offs, rows),
+        "stripe": stripe,
+    }
+    return torch.stack([feats[k] for k in MOTIF_FEATURE_NAMES], dim=1)
+
+
+__all__ = ["MOTIF_FEATURE_DOCS", "MOTIF_FEATURE_NAMES", "motif_features", "offset_layout", "query_rows"]

@@ -1,0 +1,213 @@
+"""Named feature sets and the `compute_features` front door.
+
+A :class:`FeatureSet` is an ordered list of blocks; a block is a function
+``fn(batch: PatternBatch) -> Tensor [B, k]`` with k feature names. Users add their own
+features to a copy of a built-in set (``get_feature_set("motifs").extended("mine")``) or
+to a set of their own, and register it under a name any API accepts as `feature_set=`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .batch import PatternBatch, check_patterns, pad_patterns
+from .motifs import MOTIF_FEATURE_DOCS, motif_features
+from .paper import PAPER_DROPPED_92, PAPER_FEATURE_NAMES, paper_features
+
+BlockFn = Callable[[PatternBatch], torch.Tensor]
+
+
+@dataclass
+class FeatureSet:
+    """An ordered collection of feature blocks.
+
+    Attributes:
+        name: registry name.
+        description: one line.
+        nan_free: True if every feature is finite for every valid pattern (the embedding
+            then treats a NaN as an error instead of dropping the column, as the paper did).
+    """
+
+    name: str
+    description: str = ""
+    nan_free: bool = True
+    _blocks: list[tuple[tuple[str, ...], BlockFn]] = field(default_factory=list)
+    docs: dict[str, str] = field(default_factory=dict)
+
+    def add_block(self, names: Sequence[str], fn: BlockFn, docs: dict[str, str] | None = None) -> "FeatureSet":
+        """Append a block computing len(names) features at once: fn(batch) -> [B, len(names)]."""
+        names = tuple(names)
+        clash = set(names) & set(self.feature_names)
+        if clash:
+            raise ValueError(f"feature set {self.name!r} already has features {sorted(clash)}")
+        self._blocks.append((names, fn))
+        for n in names:
+            self.docs[n] = (docs or {}).get(n, "")
+        return self
+
+    def add(self, name: str, fn: Callable[[PatternBatch], torch.Tensor], doc: str = "") -> "FeatureSet":
+        """Append one feature: fn(batch) -> [B] tensor (on the batch's device)."""
+        return self.add_block([name], lambda b: fn(b)[:, None], {name: doc})
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(n for names, _ in self._blocks for n in names)
+
+    def extended(self, name: str, description: str = "", nan_free: bool | None = None) -> "FeatureSet":
+        """A copy under a new name, to add features to without changing this set."""
+        return FeatureSet(
+            name, description or self.description, self.nan_free if nan_free is None else nan_free,
+            list(self._blocks), dict(self.docs),
+        )
+
+    def compute(self, batch: PatternBatch) -> torch.Tensor:
+        """[B, F] features of a padded batch, on its device and in its dtype."""
+        cols = []
+        for names, fn in self._blocks:
+            out = fn(batch)
+            if out.shape != (batch.size, len(names)):
+                raise ValueError(
+                    f"feature block {names[:3]}... of set {self.name!r} returned shape {tuple(out.shape)}, "
+                    f"expected {(batch.size, len(names))}"
+                )
+            cols.append(out.to(batch.dtype))
+        return torch.cat(cols, dim=1)
+
+
+_REGISTRY: dict[str, FeatureSet] = {}
+
+
+def register_feature_set(feature_set: FeatureSet, overwrite: bool = False) -> FeatureSet:
+    """Make a feature set available by name to every `feature_set=` argument."""
+    if feature_set.name in _REGISTRY and not overwrite:
+        raise ValueError(f"a feature set named {feature_set.name!r} is already registered (pass overwrite=True)")
+    if not feature_set.feature_names:
+        raise ValueError(f"feature set {feature_set.name!r} has no features")
+    _REGISTRY[feature_set.name] = feature_set
+    return feature_set
+
+
+def get_feature_set(feature_set: str | FeatureSet) -> FeatureSet:
+    """Look a feature set up by name (FeatureSet objects pass through)."""
+    if isinstance(feature_set, FeatureSet):
+        return feature_set
+    try:
+        return _REGISTRY[feature_set]
+    except KeyError:
+        raise ValueError(
+            f"unknown feature set {feature_set!r}; available: {sorted(_REGISTRY)}"
+        ) from None
+
+
+def available_feature_sets() -> dict[str, str]:
+    """Registered feature sets: name -> description."""
+    return {k: v.description for k, v in _REGISTRY.items()}
+
+
+register_feature_set(
+    FeatureSet("motifs", "our bounded, NaN-free, length-robust motif features (default)").add_block(
+        tuple(MOTIF_FEATURE_DOCS), motif_features, MOTIF_FEATURE_DOCS
+    )
+)
+register_feature_set(
+    FeatureSet("paper", "the reference's 94 features, exact in float64", nan_free=False).add_block(
+        PAPER_FEATURE_NAMES, paper_features
+    )
+)
+_keep_92 = [PAPER_FEATURE_NAMES.index(n) for n in PAPER_FEATURE_NAMES if n not in PAPER_DROPPED_92]
+register_feature_set(
+    FeatureSet(
+        "paper92", "the paper's 92: the 94 minus the two log-gram medians it dropped", nan_free=False
+    ).add_block(
+        [PAPER_FEATURE_NAMES[k] for k in _keep_92], lambda b: paper_features(b)[:, _keep_92]
+    )
+)
+
+#: Keep one chunk's largest intermediate (about 8 [B, N, N] tensors) near this many elements.
+CHUNK_ELEMENTS = 1 << 22
+
+
+def _as_pattern_list(patterns) -> list:
+    if isinstance(patterns, (np.ndarray, torch.Tensor)):
+        if patterns.ndim == 2:
+            return [patterns]
+        if patterns.ndim == 3:
+            return list(patterns)
+        raise ValueError(
+            f"patterns has shape {tuple(patterns.shape)}; expected [n, n], [B, n, n] or a list of [n, n]"
+        )
+    patterns = list(patterns)
+    if not patterns:
+        raise ValueError("no patterns given: expected at least one [n, n] pattern")
+    return patterns
+
+
+def length_chunks(lengths: Sequence[int], budget: int = CHUNK_ELEMENTS) -> Iterable[list[int]]:
+    """Group pattern indices by similar length into chunks of about `budget` / N^2 patterns."""
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    chunk: list[int] = []
+    for k in order:
+        n = int(lengths[k])
+        if chunk and (len(chunk) + 1) * n * n > budget:
+            yield chunk
+            chunk = []
+        chunk.append(int(k))
+    if chunk:
+        yield chunk
+
+
+def feature_matrix(fs: FeatureSet, batch: PatternBatch, max_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
+    """[B, F] features of a padded batch, computed in slices of about max_elements cells."""
+    step = max(1, max_elements // (batch.n_max * batch.n_max))
+    if step >= batch.size:
+        return fs.compute(batch)
+    parts = [
+        fs.compute(PatternBatch(batch.patterns[k : k + step], batch.lengths[k : k + step]))
+        for k in range(0, batch.size, step)
+    ]
+    return torch.cat(parts)
+
+
+def compute_features(
+    patterns,
+    feature_set: str | FeatureSet = "motifs",
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+    validate: bool = True,
+) -> pd.DataFrame:
+    """Features of attention patterns, one row per pattern.
+
+    Args:
+        patterns: a list of [n, n] numpy arrays or torch tensors (n may differ), or one
+            [B, n, n] / [n, n] array. Each must be causal with rows summing to 1.
+        feature_set: "motifs" (default), "paper" (the reference's 94), "paper92", or a
+            registered / given FeatureSet.
+        dtype: float64 (exact; default) or float32 (fast mode: paper features then differ
+            from float64 where float32 rounding moves matrix entries across histogram
+            bin edges, see benchmarks/feature_precision.py).
+        device: where to compute; default the device of the input tensors (CPU for numpy).
+        validate: check that every pattern is a causal attention pattern (ValueError if not).
+
+    Returns:
+        DataFrame [n_patterns, n_features], columns named as the set names them,
+        rows in input order.
+    """
+    fs = get_feature_set(feature_set)
+    items = _as_pattern_list(patterns)
+    tensors = [torch.as_tensor(p) for p in items]
+    if device is None:
+        device = tensors[0].device
+    out = np.empty((len(tensors), len(fs.feature_names)), dtype=np.float64)
+    for idx in length_chunks([t.shape[-1] if t.ndim else 0 for t in tensors]):
+        names = [f"pattern {k}" for k in idx]
+        batch = pad_patterns([tensors[k] for k in idx], dtype=dtype, device=device, names=names)
+        if validate:
+            check_patterns(batch, names=names)
+        out[idx] = fs.compute(batch).to("cpu", torch.float64).numpy()
+    return pd.DataFrame(out, columns=list(fs.feature_names))
