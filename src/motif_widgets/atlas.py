@@ -480,13 +480,13 @@ class Atlas:
         return pd.Series(cluster_heads(self.distances, n_clusters, method), index=self.head_ids, name="cluster")
 
     def head_table(self, map_method: str | None = "isomap", dim: int = 3, n_clusters: int = 8) -> pd.DataFrame:
-        """One row per head: identity, head-type scores, known classes, cluster, the head's
-        mean PCA coordinates (pc.i) and its map coordinates."""
+        """One row per head: identity, head-type scores, known classes, cluster (of at most
+        n_clusters), the head's mean PCA coordinates (pc.i) and its map coordinates."""
         table = self.data.heads.set_index("head")
         table = table.join(self.head_scores())
         table["known_classes"] = self.known_classes()
-        if len(self.head_ids) > n_clusters:
-            table["cluster"] = self.clusters(n_clusters)
+        if len(self.head_ids) > 1:
+            table["cluster"] = self.clusters(min(n_clusters, len(self.head_ids)))
         centroid = self.points.mean(1)
         for i in range(min(3, centroid.shape[1])):
             table[f"pc.{i}"] = centroid[:, i]

@@ -66,7 +66,7 @@ def score_sums(
     recent_keys = ((i - j) >= 1) & ((i - j) <= RECENT_WINDOW) & (j >= 1)
     recent = (a * recent_keys.to(dt)).sum(-1)
     plogp = torch.where(a > 0, a * torch.log(torch.where(a > 0, a, 1.0)), zero)
-    diffuse = -plogp.sum(-1) / torch.log(pos.to(dt) + 1).clamp(min=1e-300)
+    diffuse = -plogp.sum(-1) / torch.log(pos.to(dt) + 1).clamp(min=torch.finfo(dt).tiny)
 
     positional = torch.stack([prev, diag, first, recent, diffuse], -1)  # [B, H, N, 5]
     sums = [(positional * qf[..., None]).sum(2)]

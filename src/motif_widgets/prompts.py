@@ -84,7 +84,8 @@ def probe_token_ids(prompt: Prompt, vocab_size: int, exclude: Iterable[int] = ()
     lo = PROBE_LOW_ID if hi - PROBE_LOW_ID >= 4 * prompt.probe_half_length else 0
     hi = hi if hi - lo >= 2 * prompt.probe_half_length else vocab_size
     excluded = set(int(e) for e in exclude)
-    pool = np.array([t for t in range(lo, hi) if t not in excluded])
+    pool = np.arange(lo, hi)
+    pool = pool[~np.isin(pool, list(excluded))]
     if len(pool) < prompt.probe_half_length:
         raise ValueError(f"vocabulary of {vocab_size} tokens is too small for probes of {prompt.probe_half_length}")
     rng = np.random.default_rng(prompt.probe_seed)
@@ -109,6 +110,8 @@ def as_prompts(prompts) -> list[Prompt]:
             out.append(text_prompt(p))
         elif hasattr(p, "__len__") and not isinstance(p, (bytes, dict)):
             arr = np.asarray(p)
+            if arr.size == 0:
+                raise ValueError(f"prompt {k} is an empty token-id sequence")
             if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
                 raise ValueError(f"prompt {k} is neither text nor a 1-D sequence of integer token ids")
             out.append(token_prompt(arr.tolist()))

@@ -62,7 +62,7 @@ def mean_row_cosine(rows: torch.Tensor, used: torch.Tensor) -> torch.Tensor:
     Returns:
         [B] in [0, 1] for non-negative rows. O(N K) via |sum of unit rows|^2.
     """
-    norms = torch.linalg.vector_norm(rows, dim=-1).clamp(min=1e-300)
+    norms = torch.linalg.vector_norm(rows, dim=-1).clamp(min=torch.finfo(rows.dtype).tiny)
     unit = rows / norms[..., None] * used[..., None]
     r = used.sum(1).to(rows.dtype)
     total = (unit.sum(1) ** 2).sum(-1)
@@ -100,7 +100,7 @@ def motif_features(batch: PatternBatch) -> torch.Tensor:
     far = mass_by_offset[:, NEAR_OFFSETS[1] + 1 :].sum(1)
 
     plogp = torch.where(a > 0, a * torch.log(torch.where(a > 0, a, 1.0)), zero)
-    row_entropy = -plogp.sum(-1) / torch.log(i + 1).clamp(min=1e-300)
+    row_entropy = -plogp.sum(-1) / torch.log(i + 1).clamp(min=torch.finfo(dt).tiny)
     row_entropy = torch.where(i >= 1, row_entropy, zero)  # one visible key: no spread
 
     expected_dist = (offs * batch.positions.to(dt)[None, None, :]).sum(-1)  # [B, N] tokens

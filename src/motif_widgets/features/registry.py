@@ -1,7 +1,10 @@
 """Named feature sets and the `compute_features` front door.
 
 A :class:`FeatureSet` is an ordered list of blocks; a block is a function
-``fn(batch: PatternBatch) -> Tensor [B, k]`` with k feature names. Users add their own
+``fn(batch: PatternBatch) -> Tensor [B, k]`` with k feature names. Batches mix lengths:
+``batch.patterns`` is zero-padded to [B, N, N] and ``batch.lengths`` holds each true n
+(``batch.row_mask`` / ``batch.causal_mask`` help), so e.g. the last row of pattern b is
+``batch.patterns[b, batch.lengths[b] - 1]``. Users add their own
 features to a copy of a built-in set (``get_feature_set("motifs").extended("mine")``) or
 to a set of their own, and register it under a name any API accepts as `feature_set=`.
 """
