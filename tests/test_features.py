@@ -79,7 +79,7 @@ def test_log_bin_counts_follow_numpy_histogram_rules():
     values = np.concatenate(
         [edges, np.nextafter(edges, -1), np.nextafter(edges, 2), [-1.0, -1e-300, -0.0, 0.0, 1.0, 1.5, 2.0, np.inf, np.nan]]
     )
-    got = log_bin_counts(torch.as_tensor(values)[None])[0].numpy()
+    got = log_bin_counts(torch.as_tensor(values + 0.0)[None])[0].numpy()  # callers turn -0.0 into +0.0
     want = np.histogram(values[~np.isnan(values)], bins=LOG_BIN_EDGES)[0]
     assert np.array_equal(got, want)
     rng = np.random.default_rng(0)
@@ -89,6 +89,14 @@ def test_log_bin_counts_follow_numpy_histogram_rules():
         assert np.array_equal(row_got, np.histogram(row, bins=LOG_BIN_EDGES)[0])
     dens = histogram_densities_plain(many[0])
     assert np.allclose(dens, np.histogram(many[0], bins=LOG_BIN_EDGES, density=True)[0])
+
+
+def test_negative_zero_entries_count_as_zero():
+    rng = np.random.default_rng(11)
+    a = causal_pattern(rng, 9, "one_hot")
+    signed = np.where(a == 0, -0.0, a)
+    assert np.signbit(signed).any()
+    assert_features_close(compute_features([signed], "paper").to_numpy()[0], paper_features_plain(a))
 
 
 def test_batched_equals_one_by_one():

@@ -26,39 +26,39 @@ _CELLS = 1 << 18
 
 
 @lru_cache(maxsize=8)
-def _bin_tables(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lookup tables over the 2^18 cells of float64 bit patterns (cell = bits >> 46, taken
-    mod 2^18 so negative numbers land in the upper half).
+def _bin_codes(device: torch.device) -> torch.Tensor:
+    """Lookup table over 2^18 cells of float64 bit patterns, int64 codes T | s.
 
-    slot = base[cell] + (value >= threshold[cell]); slot k + 1 is bin k, slot 0 and
-    slots above 32 are dropped. A cell spans 1/64 of an octave, less than a bin, so it
-    holds at most one edge: a cell with an edge gets it as threshold; the others get
-    -inf and base = their slot - 1. Negative values, values above 1 and NaN are dropped;
-    -0.0 counts as 0 (bin 0) and 1.0, the closed last edge, goes to bin 31.
+    Cell c holds the bit patterns (c * 2^46, (c + 1) * 2^46] (cell = (bits - 1) >> 46,
+    mod 2^18), so 1.0 closes a cell and everything above 1 starts a new one. The slot of a
+    value (slot k + 1 is bin k; slot 0 and slots above 32 are dropped) is
+    s + [(bits | 63) >= T | s]. A cell spans 1/64 of an octave, less than a bin, so it
+    holds at most one edge; a cell with an edge gets T = the edge's bits (float32 edges
+    have their 29 low bits zero, which makes the compare exact) and s = the slot below
+    it. Other cells of non-negative numbers get T = 0 and s = their slot - 1; negative
+    numbers get T = 0 and s = 0 (their compare is false: slot 0). Values above 1 and NaN
+    are dropped. -0.0 is not +0.0 here: callers turn it into +0.0 first (x + 0.0).
     """
     edges = torch.as_tensor(LOG_BIN_EDGES, dtype=torch.float64)
     cell = torch.arange(_CELLS, dtype=torch.int64)
     signed = torch.where(cell >= _CELLS // 2, cell - _CELLS, cell)
-    first = (signed << _SHIFT).view(torch.float64)  # smallest magnitude in the cell
-    last = (((signed + 1) << _SHIFT) - 1).view(torch.float64)
+    first = ((signed << _SHIFT) + 1).view(torch.float64)
+    last = ((signed + 1) << _SHIFT).view(torch.float64)
     lo = torch.bucketize(first, edges, right=True) - 1
     hi = torch.bucketize(last, edges, right=True) - 1
-    inf = torch.tensor(np.inf, dtype=torch.float64)
-    base = torch.full((_CELLS,), N_BINS + 1, dtype=torch.int64)  # above 1 (or NaN): dropped
-    thr = torch.full((_CELLS,), -np.inf, dtype=torch.float64)
-    inside = (signed >= 0) & (lo == hi) & (lo < N_BINS)
-    straddle = (signed >= 0) & (lo != hi) & (lo < N_BINS)
-    base = torch.where(inside, lo, base)  # + 1 from the -inf threshold
-    base = torch.where(straddle, lo + 1, base)
-    thr = torch.where(straddle, edges[(lo + 1).clamp(max=N_BINS)], thr)
-    one = first == 1.0  # the cell starting at 1.0: exactly 1 -> bin 31, above -> dropped
-    base = torch.where(one, torch.full_like(base, N_BINS), base)
-    thr = torch.where(one, torch.full_like(thr, np.nextafter(1.0, 2.0)), thr)
-    negative = signed < 0
-    base = torch.where(negative, torch.zeros_like(base), base)
-    thr = torch.where(negative, inf, thr)
-    thr[_CELLS // 2] = 0.0  # the cell of -0.0 (and tiny negatives): -0.0 >= 0.0 -> bin 0
-    return base.to(device=device, dtype=torch.int32), thr.to(device)
+    hi = torch.where(last == 1.0, torch.full_like(hi, N_BINS - 1), hi)  # the closed last bin
+    non_negative = signed >= 0
+    inside = non_negative & (lo == hi) & (lo < N_BINS)
+    straddle = non_negative & (lo != hi) & (lo < N_BINS)
+    slot = torch.full((_CELLS,), N_BINS + 1, dtype=torch.int64)  # above 1 or NaN: dropped
+    slot = torch.where(inside, lo, slot)  # + 1 from the always-true compare
+    slot = torch.where(straddle, lo + 1, slot)
+    top = torch.where(straddle, edges[(lo + 1).clamp(max=N_BINS)].view(torch.int64), 0)
+    slot = torch.where(signed < 0, torch.zeros_like(slot), slot)
+    slot[-1] = 0  # the cell of +0.0 (bits 0, with negative NaNs): +0.0 -> bin 0
+    if (top & 63).any() or int(slot.max()) >= 64 or int(((hi - lo) > 1).sum()):
+        raise AssertionError("log-bin lookup table is inconsistent")
+    return (top | slot).to(device)
 
 
 class _BinWorkspace:
@@ -67,8 +67,8 @@ class _BinWorkspace:
     def __init__(self, r: int, m: int, device: torch.device):
         self.shape = (r, m)
         self.cell = torch.empty(r * m, dtype=torch.int64, device=device)
-        self.slots = torch.empty((r, m), dtype=torch.int32, device=device)
-        self.thresholds = torch.empty((r, m), dtype=torch.float64, device=device)
+        self.codes = torch.empty((r, m), dtype=torch.int64, device=device)
+        self.bits = torch.empty((r, m), dtype=torch.int64, device=device)
         self.above = torch.empty((r, m), dtype=torch.bool, device=device)
         self.counts = torch.empty((r, N_BINS + 3), dtype=torch.int64, device=device)
         self.ones = torch.ones((1, 1), dtype=torch.int64, device=device).expand(r, m)
@@ -76,11 +76,10 @@ class _BinWorkspace:
 
 def log_bin_counts(values: torch.Tensor, workspace: _BinWorkspace | None = None) -> torch.Tensor:
     """Counts of each row's entries in the 32 log bins (numpy.histogram rules: bin k is
-    [e_k, e_k+1), the last bin is closed, entries outside [0, 1] are dropped; -0.0 and
-    negative subnormals above -3.5e-310 count as 0).
+    [e_k, e_k+1), the last bin is closed, entries outside [0, 1] are dropped).
 
     Args:
-        values: [R, M] float64.
+        values: [R, M] float64 (-0.0 must already be +0.0; it would be dropped).
         workspace: buffers from a previous call with the same shape (optional).
     Returns:
         [R, 32] int64 counts (a view into the workspace when one is given).
@@ -89,14 +88,14 @@ def log_bin_counts(values: torch.Tensor, workspace: _BinWorkspace | None = None)
     ws = workspace if workspace is not None and workspace.shape == tuple(values.shape) else _BinWorkspace(
         *values.shape, values.device
     )
-    base, thr = _bin_tables(values.device)
-    torch.bitwise_right_shift(values.view(torch.int64).view(-1), _SHIFT, out=ws.cell)
-    ws.cell.bitwise_and_(_CELLS - 1)
-    torch.index_select(base, 0, ws.cell, out=ws.slots.view(-1))
-    torch.index_select(thr, 0, ws.cell, out=ws.thresholds.view(-1))
-    torch.ge(values, ws.thresholds, out=ws.above)
-    ws.slots += ws.above
-    ws.counts.zero_().scatter_add_(1, ws.slots, ws.ones)
+    bits = values.view(torch.int64)
+    torch.sub(bits.view(-1), 1, out=ws.cell)
+    ws.cell.bitwise_right_shift_(_SHIFT).bitwise_and_(_CELLS - 1)
+    torch.index_select(_bin_codes(values.device), 0, ws.cell, out=ws.codes.view(-1))
+    torch.bitwise_or(bits, 63, out=ws.bits)
+    torch.ge(ws.bits, ws.codes, out=ws.above)
+    ws.codes.bitwise_and_(63).add_(ws.above)
+    ws.counts.zero_().scatter_add_(1, ws.codes, ws.ones)
     return ws.counts[:, 1 : N_BINS + 1]
 
 
@@ -140,8 +139,8 @@ def paper_matrix_counts(a: torch.Tensor) -> torch.Tensor:
     for s in range(0, b, step):
         c = min(step, b - s)
         g, pa, pl, sc = grams[:, :c], pad_a[:c], pad_l[:c], scale[:c]
-        x = a[s : s + c]
-        pa[:, :, n:] = x
+        x = pa[:, :, n:]
+        torch.add(a[s : s + c], 0.0, out=x)  # a copy without -0.0 entries: no gram entry is then -0.0
         lg = pl[:, :, n:]
         torch.add(x, 1e-9, out=lg)
         lg.log_()
@@ -152,10 +151,10 @@ def paper_matrix_counts(a: torch.Tensor) -> torch.Tensor:
         torch.bmm(lg, lg.mT, out=g[3])
         torch.bmm(lg.mT, lg, out=g[4])
         torch.bmm(sl, sl.mT, out=g[5])
-        for k, rows, dim in ((3, lg, 2), (4, lg, 1), (5, sl, 2)):
-            norms = torch.linalg.vector_norm(rows, dim=dim)
+        for k in (3, 4, 5):  # cosines: the norms are the square roots of the gram diagonal
+            norms = torch.diagonal(g[k], dim1=1, dim2=2).sqrt()
             torch.baddbmm(eps, norms[:, :, None], norms[:, None, :], out=sc)
-            g[k].div_(sc)
+            g[k].div_(sc).add_(0.0)  # + 0.0 turns a -0.0 into +0.0 (numpy bins it as 0)
         ws = bins if c == step else None
         counts[:, s : s + c] = log_bin_counts(g.reshape(6 * c, n * n), ws).view(6, c, N_BINS)
     return counts

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from .batch import PatternBatch
+from .stats import sort_rows
 
 MOTIF_FEATURE_DOCS: dict[str, str] = {
     "sink": "attention on the first token (column 0): the attention-sink / BOS motif",
@@ -109,7 +110,7 @@ def motif_features(batch: PatternBatch) -> torch.Tensor:
     col_mass = (a * rows_f[:, :, None]).sum(1) / n_rows[:, None]  # [B, N], sums to 1
     col_h = -torch.where(col_mass > 0, col_mass * torch.log(torch.where(col_mass > 0, col_mass, 1.0)), zero).sum(1)
     key_spread = torch.exp(col_h) / n
-    ranked = torch.where(batch.row_mask, col_mass, zero)[:, 1:].sort(dim=1, descending=True).values
+    ranked = sort_rows(-torch.where(batch.row_mask, col_mass, zero)[:, 1:]).neg()  # descending
     n_top = torch.ceil(BAR_FRACTION * (batch.lengths - 1).to(dt)).long()
     top_cum = torch.cat([torch.zeros_like(n[:, None]), ranked.cumsum(1)], dim=1)
     bar_mass = top_cum.gather(1, n_top[:, None])[:, 0]

@@ -1,0 +1,102 @@
+"""Throughput of the paper-feature kernels, measured in one run against
+(a) a plain per-pattern numpy/scipy implementation (motif_widgets.features.plain) and
+(b) the floor: the six batched float64 matrix products the features need.
+
+    python benchmarks/feature_speed.py [--device cuda] [--quick]
+
+Prints ms per pattern and the ratios; goals: >= 8x faster than plain numpy at n = 128,
+within 2x of the floor. Also reports the motifs set and the float32 fast mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from motif_widgets.features import PatternBatch, motif_features, paper_features
+from motif_widgets.features.plain import paper_features_plain
+
+
+def random_patterns(n: int, count: int, device, seed: int = 0) -> torch.Tensor:
+    """[count, n, n] causal softmax patterns with a first-token sink, float64."""
+    g = torch.Generator().manual_seed(seed)
+    scores = torch.randn(count, n, n, generator=g, dtype=torch.float64) * 2
+    scores[:, :, 0] += 2
+    scores = scores.masked_fill(torch.ones(n, n, dtype=torch.bool).triu(1), float("-inf"))
+    return torch.softmax(scores, -1).to(device)
+
+
+def best_of(fn, repeat: int, device) -> float:
+    """Best wall time of `repeat` calls, seconds (after one warm-up call)."""
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def six_products(a: torch.Tensor) -> None:
+    """The floor, straightforwardly: six batched float64 products over the whole batch."""
+    at = a.mT
+    for x, y in ((a, at), (at, a), (at, a), (a, at), (at, a), (a, at)):
+        torch.bmm(x, y)
+
+
+def six_products_chunked(a: torch.Tensor, cells: int = 1 << 18) -> None:
+    """The floor, cache-friendly: the same products in small chunks into a reused buffer."""
+    b, n, _ = a.shape
+    step = max(1, min(b, cells // (6 * n * n)))
+    out = torch.empty((6, step, n, n), dtype=a.dtype, device=a.device)
+    for s in range(0, b, step):
+        x = a[s : s + step]
+        c = x.shape[0]
+        for k, (p, q) in enumerate(((x, x.mT), (x.mT, x), (x.mT, x), (x, x.mT), (x.mT, x), (x, x.mT))):
+            torch.bmm(p, q, out=out[k, :c])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--quick", action="store_true", help="fewer patterns and repeats")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    sizes = {64: (256, 20), 128: (128, 12), 256: (32, 6), 512: (8, 3)}
+    repeat = 2 if args.quick else 3
+    header = (f"{'n':>4} {'plain ms':>9} {'kernel ms':>9} {'vs plain':>8} {'floor ms':>9} {'vs floor':>8} "
+              f"{'(whole-batch floor)':>19} {'f32 ms':>7} {'f32 max rel diff':>16} {'motifs ms':>9}")
+    print(header)
+    for n, (count, n_plain) in sizes.items():
+        if args.quick:
+            count, n_plain = max(4, count // 4), max(2, n_plain // 4)
+        a = random_patterns(n, count, device)
+        batch = PatternBatch(a, torch.full((count,), n, device=device))
+        cpu = a[:n_plain].cpu().numpy()
+        t_plain = best_of(lambda: [paper_features_plain(p) for p in cpu], 1, torch.device("cpu")) / n_plain
+        t_kernel = best_of(lambda: paper_features(batch), repeat, device) / count
+        t_floor_whole = best_of(lambda: six_products(a), repeat, device) / count
+        t_floor_chunk = best_of(lambda: six_products_chunked(a), repeat, device) / count
+        t_floor = min(t_floor_whole, t_floor_chunk)
+        b32 = batch.to(torch.float32)
+        t_f32 = best_of(lambda: paper_features(b32), repeat, device) / count
+        f64, f32 = paper_features(batch), paper_features(b32).double()
+        ok = torch.isfinite(f64) & torch.isfinite(f32)
+        rel = ((f32 - f64).abs() / f64.abs().clamp(min=1e-12))[ok].max().item()
+        t_motifs = best_of(lambda: motif_features(batch), repeat, device) / count
+        print(f"{n:4d} {t_plain*1e3:9.2f} {t_kernel*1e3:9.3f} {t_plain/t_kernel:7.1f}x {t_floor*1e3:9.3f} "
+              f"{t_kernel/t_floor:7.2f}x {t_floor_whole*1e3:13.3f} ms   {t_f32*1e3:7.3f} {rel:16.2e} {t_motifs*1e3:9.3f}")
+    print("vs plain: plain numpy time / kernel time (goal >= 8x at n=128); vs floor: kernel time / the faster "
+          "of the two ways of running the six float64 products (goal <= 2x).")
+
+
+if __name__ == "__main__":
+    main()
