@@ -1,0 +1,457 @@
+// PatternCloud: rotatable 3-D scatter of the PCA embedding (one point per (head, prompt) pattern)
+// or of the head map (one point per head), coloured by model, layer, cluster, known class or a
+// head-type score. Drag rotates, wheel zooms, click selects a head (all its points light up),
+// shift-click adds / removes, shift-drag or the lasso tool selects many.
+
+import { CATEGORICAL, MISSING_COLOR, colormapLut, gradientCss, hexToRgb } from "./colors.js";
+import { DEFAULT_CAMERA, PointCloudRenderer } from "./scatter_gl.js";
+import { coalesce, formatNumber } from "./store.js";
+import { h, localPoint, selectBox, tooltip } from "./dom.js";
+
+const SELECTION_RING = [0.96, 0.55, 0.1];
+const FOCUS_RING = [0.91, 0.12, 0.39];
+
+/** Points of the current mode: {positions, count, perHead, headOf(i), promptOf(i)}. */
+export function cloudPoints(store) {
+  const mode = store.get("cloud_mode") || "patterns";
+  if (mode === "heads") {
+    const positions = store.float32("head_points");
+    return { mode, positions, count: positions.length / 3, perHead: 1, headOf: (i) => i, promptOf: () => -1 };
+  }
+  const positions = store.float32("pattern_points");
+  const perHead = (store.get("prompt_ids") || []).length || 1;
+  return {
+    mode,
+    positions,
+    count: positions.length / 3,
+    perHead,
+    headOf: (i) => Math.floor(i / perHead),
+    promptOf: (i) => i % perHead,
+  };
+}
+
+/** Colour-by choices: [value, label]. */
+export function colorChoices(store) {
+  const out = [["layer", "layer"], ["model", "model"]];
+  if (store.clusters()) out.push(["cluster", "cluster"]);
+  out.push(["known_class", "known class"]);
+  for (const s of store.scoreNames()) out.push([s, `score: ${s}`]);
+  return out;
+}
+
+/**
+ * Per-point colours for color_by: {rgba: Uint8Array [N * 4], legend: {kind, ...}, valueOf(i)}.
+ * valueOf gives the text shown in the tooltip.
+ */
+export function pointColors(store, points, colorBy) {
+  const { count, headOf } = points;
+  const t = store.heads();
+  const rgba = new Uint8Array(count * 4);
+  const put = (i, rgb) => {
+    rgba[i * 4] = rgb[0];
+    rgba[i * 4 + 1] = rgb[1];
+    rgba[i * 4 + 2] = rgb[2];
+    rgba[i * 4 + 3] = 255;
+  };
+  const category = (k) => hexToRgb(CATEGORICAL[k % CATEGORICAL.length]);
+  if (colorBy === "model") {
+    const rgbs = t.modelNames.map((_, m) => category(m));
+    for (let i = 0; i < count; i++) put(i, rgbs[t.model[headOf(i)]]);
+    return {
+      rgba,
+      legend: { kind: "categories", items: t.modelNames.map((name, m) => [name, CATEGORICAL[m % CATEGORICAL.length]]) },
+      valueOf: (i) => `model ${t.modelNames[t.model[headOf(i)]]}`,
+    };
+  }
+  if (colorBy === "cluster" && store.clusters()) {
+    const clusters = store.clusters();
+    let max = 0;
+    for (let c = 0; c < clusters.length; c++) max = Math.max(max, clusters[c]);
+    for (let i = 0; i < count; i++) put(i, category(clusters[headOf(i)] - 1));
+    const items = [];
+    for (let c = 1; c <= max; c++) items.push([`cluster ${c}`, CATEGORICAL[(c - 1) % CATEGORICAL.length]]);
+    return { rgba, legend: { kind: "categories", items }, valueOf: (i) => `cluster ${clusters[headOf(i)]}` };
+  }
+  if (colorBy === "known_class") {
+    const missing = hexToRgb(MISSING_COLOR);
+    const seen = new Map();
+    for (let i = 0; i < count; i++) {
+      const classes = store.knownClasses(headOf(i));
+      if (!classes.length) put(i, missing);
+      else {
+        const color = store.classColor(classes[0]);
+        seen.set(classes[0], color);
+        put(i, hexToRgb(color));
+      }
+    }
+    const items = [...seen.entries()].sort();
+    items.push(["no known class", MISSING_COLOR]);
+    return {
+      rgba,
+      legend: { kind: "categories", items },
+      valueOf: (i) => {
+        const c = store.knownClasses(headOf(i));
+        return c.length ? c.join(", ") : "no known class";
+      },
+    };
+  }
+  const lut = colormapLut("viridis");
+  const shade = (v) => {
+    const k = Math.max(0, Math.min(255, Math.round(v * 255))) * 3;
+    return [lut[k], lut[k + 1], lut[k + 2]];
+  };
+  const scoreIndex = store.scoreNames().indexOf(colorBy);
+  if (scoreIndex >= 0) {
+    const S = store.scoreNames().length;
+    let values;
+    if (points.mode === "patterns" && store.get("pattern_scores")) {
+      const all = store.float32("pattern_scores");
+      values = new Float32Array(count);
+      for (let i = 0; i < count; i++) values[i] = all[i * S + scoreIndex];
+    } else {
+      const heads = store.headScores();
+      values = new Float32Array(count);
+      for (let i = 0; i < count; i++) values[i] = heads[headOf(i) * S + scoreIndex];
+    }
+    let max = 0;
+    for (const v of values) if (v > max) max = v;
+    max = max || 1;
+    const missing = hexToRgb(MISSING_COLOR);
+    for (let i = 0; i < count; i++) put(i, Number.isNaN(values[i]) ? missing : shade(values[i] / max));
+    return {
+      rgba,
+      legend: { kind: "ramp", low: "0", high: formatNumber(max, 2), label: colorBy },
+      valueOf: (i) => `${colorBy} ${formatNumber(values[i])}`,
+    };
+  }
+  // layer: depth within the model, 0 (first layer) to 1 (last layer)
+  for (let i = 0; i < count; i++) {
+    const head = headOf(i);
+    const n = t.modelLayers[t.model[head]] || 1;
+    put(i, shade(n > 1 ? t.layer[head] / (n - 1) : 0));
+  }
+  return {
+    rgba,
+    legend: { kind: "ramp", low: "first layer", high: "last layer", label: "layer" },
+    valueOf: (i) => `layer ${t.layer[headOf(i)]}`,
+  };
+}
+
+function legendElement(legend) {
+  if (legend.kind === "ramp") {
+    return h(
+      "div",
+      { class: "mw-legend" },
+      h("span", { class: "mw-small" }, legend.low),
+      h("span", { class: "mw-colorbar mw-colorbar-wide", style: { background: gradientCss("viridis") } }),
+      h("span", { class: "mw-small" }, legend.high),
+    );
+  }
+  const items = legend.items.slice(0, 24);
+  return h(
+    "div",
+    { class: "mw-legend" },
+    items.map(([label, color]) => h("span", { class: "mw-legend-item" }, h("i", { style: { background: color } }), label)),
+    legend.items.length > items.length ? h("span", { class: "mw-small" }, `+${legend.items.length - items.length} more`) : "",
+  );
+}
+
+export function renderCloud(store, el, { height = 460 } = {}) {
+  const root = h("div", { class: "mw-cloud-view" });
+  const controls = h("div", { class: "mw-row mw-controls" });
+  const stage = h("div", { class: "mw-cloud-stage", style: height ? { height: `${height}px` } : {} });
+  const canvas = h("canvas", { class: "mw-cloud-canvas" });
+  const overlay = h("canvas", { class: "mw-cloud-overlay" });
+  const legendHost = h("div", { class: "mw-legend-host" });
+  stage.append(canvas, overlay);
+  root.append(controls, stage, legendHost);
+  el.appendChild(root);
+  const tip = tooltip(stage);
+
+  let renderer;
+  try {
+    renderer = new PointCloudRenderer(canvas);
+  } catch (err) {
+    stage.replaceChildren(h("div", { class: "mw-note" }, `The 3-D cloud needs WebGL2: ${err.message}`));
+    return { destroy: () => root.remove() };
+  }
+
+  let points = null;
+  let colors = null;
+  let dataKey = "";
+  let colorKey = "";
+  let lassoMode = false;
+  let hover = -1;
+  let lasso = null; // [[x, y], ...] while drawing
+  let drag = null; // {x, y, moved, lasso, shift}
+
+  // Frames. A full frame draws every point. While the view moves (drag, wheel) and a full frame
+  // is slower than FRAME_BUDGET_MS (a software renderer: no GPU), frames draw a random sample
+  // of the points whose size adapts to the measured frame interval; all points are drawn again
+  // SETTLE_MS after the movement stops. Updates that do not move the view (selection, colours)
+  // wait for the next frame on slow renderers, so the other panels paint first.
+  const FRAME_BUDGET_MS = 30;
+  const SETTLE_MS = 200;
+  let moving = false;
+  let settleTimer = null;
+  let sample = Infinity; // points drawn per moving frame
+  let lastMovingFrame = 0;
+  let pending = false;
+
+  function frame(now) {
+    pending = false;
+    if (renderer.fullFrameMs === null) renderer.measureFullFrame();
+    const slow = renderer.fullFrameMs > FRAME_BUDGET_MS;
+    if (moving && slow) {
+      if (!Number.isFinite(sample)) sample = points.count * Math.min(1, FRAME_BUDGET_MS / renderer.fullFrameMs);
+      else if (lastMovingFrame) {
+        const interval = now - lastMovingFrame;
+        sample *= interval > 1.5 * FRAME_BUDGET_MS ? 0.7 : interval < FRAME_BUDGET_MS ? 1.2 : 1;
+      }
+      sample = Math.max(Math.min(5000, points.count), Math.min(points.count, sample));
+      lastMovingFrame = now;
+      renderer.render({ budget: sample });
+    } else {
+      lastMovingFrame = 0;
+      renderer.render();
+    }
+    drawOverlay();
+  }
+
+  function requestRender({ move = false } = {}) {
+    if (move) {
+      moving = true;
+      clearTimeout(settleTimer);
+      settleTimer = setTimeout(() => {
+        moving = false;
+        requestRender();
+      }, SETTLE_MS);
+    }
+    if (pending) return;
+    pending = true;
+    const deferred = !move && renderer.fullFrameMs > FRAME_BUDGET_MS;
+    requestAnimationFrame(deferred ? () => requestAnimationFrame(frame) : frame);
+  }
+
+  function drawControls() {
+    controls.replaceChildren(
+      h("span", { class: "mw-label" }, "Points"),
+      selectBox([["patterns", "patterns (PCA)"], ["heads", "heads (map)"]], store.get("cloud_mode") || "patterns",
+        (v) => store.set({ cloud_mode: v }), { "aria-label": "cloud mode" }),
+      h("span", { class: "mw-label" }, "Colour"),
+      selectBox(colorChoices(store), store.get("color_by") || "layer", (v) => store.set({ color_by: v }), { "aria-label": "colour by" }),
+      h("button", {
+        class: `mw-button${lassoMode ? " mw-active" : ""}`,
+        title: "lasso: drag to select heads (shift-drag also lassoes; hold shift to add)",
+        onclick: () => {
+          lassoMode = !lassoMode;
+          drawControls();
+        },
+      }, "lasso"),
+      h("button", { class: "mw-button", title: "reset the view", onclick: () => { renderer.setCamera({ ...DEFAULT_CAMERA }); requestRender(); } }, "reset"),
+      h("span", { class: "mw-small mw-count" }, `${points ? points.count.toLocaleString() : 0} points`),
+    );
+  }
+
+  function updateData() {
+    const key = `${store.get("cloud_mode")}`;
+    if (key !== dataKey) {
+      dataKey = key;
+      points = cloudPoints(store);
+      renderer.setPositions(points.positions);
+      sample = Infinity;
+      colorKey = "";
+    }
+    const ck = `${key}|${store.get("color_by")}`;
+    if (ck !== colorKey) {
+      colorKey = ck;
+      colors = pointColors(store, points, store.get("color_by") || "layer");
+      renderer.setColors(colors.rgba);
+      legendHost.replaceChildren(legendElement(colors.legend));
+    }
+    renderer.pointSize = store.get("point_size") || (points.mode === "heads" ? 8 : points.count > 50000 ? 2.5 : points.count > 5000 ? 4 : 6);
+  }
+
+  function updateHighlights() {
+    const focus = store.selectedIndex();
+    const selection = store.selectionIndices().filter((head) => head !== focus);
+    const expand = (heads) => {
+      const out = new Uint32Array(heads.length * points.perHead);
+      let k = 0;
+      for (const head of heads) for (let j = 0; j < points.perHead; j++) out[k++] = head * points.perHead + j;
+      return out;
+    };
+    renderer.setHighlights([
+      { indices: expand(selection), ring: SELECTION_RING, grow: 1 },
+      { indices: expand(focus >= 0 ? [focus] : []), ring: FOCUS_RING, grow: 2.5 },
+    ]);
+    renderer.dim = focus >= 0 || selection.length ? 0.4 : 0;
+  }
+
+  function refresh() {
+    updateData();
+    updateHighlights();
+    drawControls();
+    requestRender();
+  }
+
+  function drawOverlay() {
+    const dpr = window.devicePixelRatio || 1;
+    const { width, height: hgt } = renderer.cssSize();
+    overlay.width = Math.round(width * dpr);
+    overlay.height = Math.round(hgt * dpr);
+    const ctx = overlay.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, width, hgt);
+    // axis labels at the ends of the gizmo
+    const labels = store.get(points.mode === "heads" ? "head_axis_labels" : "pattern_axis_labels") || [];
+    const m = renderer.axisMatrix();
+    ctx.font = "11px system-ui, sans-serif";
+    ctx.fillStyle = "#666";
+    [[1.2, 0, 0], [0, 1.2, 0], [0, 0, 1.2]].forEach((p, k) => {
+      const [x, y] = renderer.projectPoint(p[0], p[1], p[2], m);
+      if (labels[k]) ctx.fillText(labels[k], x + 2, y);
+    });
+    if (hover >= 0 && hover < points.count) {
+      const { x, y } = renderer.projected();
+      ctx.strokeStyle = "#111";
+      ctx.lineWidth = 2;
+      ctx.beginPath();
+      ctx.arc(x[hover], y[hover], renderer.pointSize / 2 + 5, 0, 2 * Math.PI);
+      ctx.stroke();
+    }
+    if (lasso && lasso.length > 1) {
+      ctx.strokeStyle = "#c2185b";
+      ctx.fillStyle = "rgba(194, 24, 91, 0.08)";
+      ctx.setLineDash([4, 3]);
+      ctx.lineWidth = 1.5;
+      ctx.beginPath();
+      lasso.forEach(([x, y], k) => (k ? ctx.lineTo(x, y) : ctx.moveTo(x, y)));
+      ctx.closePath();
+      ctx.fill();
+      ctx.stroke();
+    }
+  }
+
+  function showHover(x, y) {
+    const i = renderer.pick(x, y);
+    if (i !== hover) {
+      hover = i;
+      drawOverlay();
+    }
+    if (i < 0) return tip.hide();
+    const head = points.headOf(i);
+    const lines = [h("div", { class: "mw-tip-title" }, store.longLabel(head))];
+    if (points.mode === "patterns") {
+      const p = points.promptOf(i);
+      const kinds = store.get("prompt_kinds") || [];
+      lines.push(`prompt ${(store.get("prompt_ids") || [])[p]}${kinds[p] ? ` (${kinds[p]})` : ""}`);
+    }
+    lines.push(colors.valueOf(i));
+    const classes = store.knownClasses(head);
+    if (classes.length && store.get("color_by") !== "known_class") lines.push(classes.join(", "));
+    tip.show(x, y, lines);
+  }
+
+  canvas.addEventListener("pointerdown", (event) => {
+    if (event.button !== 0) return;
+    const [x, y] = localPoint(event, canvas);
+    drag = { x, y, lastX: x, lastY: y, moved: false, lasso: lassoMode || event.shiftKey, shift: event.shiftKey };
+    if (drag.lasso) lasso = [[x, y]];
+    canvas.setPointerCapture(event.pointerId);
+    tip.hide();
+  });
+  canvas.addEventListener("pointermove", (event) => {
+    const [x, y] = localPoint(event, canvas);
+    if (!drag) return showHover(x, y);
+    if (Math.hypot(x - drag.x, y - drag.y) > 4) drag.moved = true;
+    if (drag.lasso) {
+      lasso.push([x, y]);
+      drawOverlay();
+    } else {
+      renderer.setCamera({ yaw: renderer.camera.yaw + (x - drag.lastX) * 0.01, pitch: renderer.camera.pitch + (y - drag.lastY) * 0.01 });
+      hover = -1;
+      requestRender({ move: true });
+    }
+    drag.lastX = x;
+    drag.lastY = y;
+  });
+  canvas.addEventListener("pointerup", (event) => {
+    if (!drag) return;
+    const [x, y] = localPoint(event, canvas);
+    const d = drag;
+    drag = null;
+    const polygon = lasso;
+    lasso = null;
+    if (!d.moved) {
+      const i = renderer.pick(x, y);
+      if (i >= 0) store.select(points.headOf(i), { toggle: event.shiftKey });
+    } else if (d.lasso && polygon && polygon.length > 2) {
+      const heads = [...new Set(renderer.inside(polygon).map(points.headOf))];
+      store.selectMany(heads, { add: d.shift });
+    }
+    drawOverlay();
+  });
+  canvas.addEventListener("pointerleave", () => {
+    if (drag) return;
+    hover = -1;
+    tip.hide();
+    drawOverlay();
+  });
+  canvas.addEventListener(
+    "wheel",
+    (event) => {
+      event.preventDefault();
+      renderer.setCamera({ zoom: renderer.camera.zoom * Math.exp(-event.deltaY * 0.0015) });
+      hover = -1;
+      requestRender({ move: true });
+    },
+    { passive: false },
+  );
+
+  const resize = new ResizeObserver(() => requestRender());
+  resize.observe(stage);
+
+  // For tests and benchmarks: where a head's point is on screen, and synchronous drawing.
+  canvas.mwCloud = {
+    renderer,
+    get pointCount() {
+      return points.count;
+    },
+    /** CSS px (relative to the canvas) of a visible point of head h that picking resolves to h. */
+    pointOfHead(head) {
+      const { x, y } = renderer.projected();
+      const { width, height: hgt } = renderer.cssSize();
+      for (let j = 0; j < points.perHead; j++) {
+        const i = head * points.perHead + j;
+        if (x[i] < 8 || y[i] < 8 || x[i] > width - 8 || y[i] > hgt - 8) continue;
+        const hit = renderer.pick(x[i], y[i]);
+        if (hit >= 0 && points.headOf(hit) === head) return [x[i], y[i]];
+      }
+      return null;
+    },
+    renderNow() {
+      renderer.render();
+      drawOverlay();
+    },
+    /** Turn the view as a drag does (benchmarks); returns the points the next frame draws. */
+    rotate(dyaw) {
+      renderer.setCamera({ yaw: renderer.camera.yaw + dyaw });
+      requestRender({ move: true });
+      return moving && renderer.fullFrameMs > FRAME_BUDGET_MS ? Math.floor(sample) : points.count;
+    },
+  };
+
+  const schedule = coalesce(refresh);
+  store.on(["selected_head", "selection", "cloud_mode", "color_by", "point_size"], schedule);
+  refresh();
+  return {
+    refresh,
+    destroy() {
+      resize.disconnect();
+      clearTimeout(settleTimer);
+      renderer.dispose();
+      root.remove();
+    },
+  };
+}

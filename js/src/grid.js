@@ -1,0 +1,218 @@
+// PatternGrid: heads x prompts grid of attention heatmaps (rows "L{l}H{h}", columns thumbnail
+// prompts), hover for query / key tokens and the weight, click to select a head, and the large
+// single-pattern view of the selected head.
+
+import { gradientCss } from "./colors.js";
+import { cellAt, colorSettings, patternCanvas } from "./heatmap.js";
+import { renderPatternView } from "./pattern_view.js";
+import { coalesce, formatNumber, showToken } from "./store.js";
+import { h, localPoint, selectBox, tooltip } from "./dom.js";
+
+export const MAX_ROWS = 48;
+
+/** Head indices of the grid rows, from grid_rows: auto | layer | selection | heads. */
+export function gridRows(store) {
+  const mode = store.get("grid_rows") || "auto";
+  const t = store.heads();
+  if (mode === "selection") {
+    const sel = store.selectionIndices();
+    const focus = store.selectedIndex();
+    return sel.length ? sel : focus >= 0 ? [focus] : [];
+  }
+  if (mode === "heads") return (store.get("grid_heads") || []).map((id) => store.headIndex(id)).filter((i) => i >= 0);
+  if (mode === "layer") {
+    const m = Math.max(0, t.modelNames.indexOf(store.get("grid_model")));
+    return store.layerHeads(m, store.get("grid_layer") || 0);
+  }
+  const focus = store.selectedIndex();
+  return focus >= 0 ? store.layerHeads(t.model[focus], t.layer[focus]) : store.layerHeads(0, 0);
+}
+
+/** Thumbnail slots shown as columns (grid_prompts; empty = all). */
+export function gridColumns(store) {
+  const all = store.thumbnailPrompts();
+  const wanted = store.get("grid_prompts") || [];
+  if (!wanted.length) return all.map((_, t) => t);
+  return wanted.map((p) => all.indexOf(p)).filter((t) => t >= 0);
+}
+
+function rowsOptions(store) {
+  const t = store.heads();
+  const opts = [["auto", "layer of the selected head"]];
+  t.modelNames.forEach((name, m) => {
+    for (let l = 0; l < (t.modelLayers[m] || 0); l++) {
+      opts.push([`layer:${m}:${l}`, store.multiModel ? `${name} L${l}` : `layer ${l}`]);
+    }
+  });
+  opts.push(["selection", "the selection"]);
+  if ((store.get("grid_heads") || []).length) opts.push(["heads", "chosen heads"]);
+  return opts;
+}
+
+function rowsValue(store) {
+  const mode = store.get("grid_rows") || "auto";
+  if (mode !== "layer") return mode;
+  const m = Math.max(0, store.heads().modelNames.indexOf(store.get("grid_model")));
+  return `layer:${m}:${store.get("grid_layer") || 0}`;
+}
+
+export function renderGrid(store, el, { showLarge = true } = {}) {
+  const root = h("div", { class: "mw-grid-view" });
+  const controls = h("div", { class: "mw-row mw-controls" });
+  const body = h("div", { class: "mw-grid-body" });
+  const table = h("div", { class: "mw-grid" });
+  const note = h("div", { class: "mw-note" });
+  const scroll = h("div", { class: "mw-grid-scroll" }, table, note);
+  const largeHost = h("div", { class: "mw-grid-large" });
+  body.append(scroll);
+  if (showLarge) body.append(largeHost);
+  root.append(controls, body);
+  el.appendChild(root);
+  const tip = tooltip(root); // on the root: the scrolling grid would clip it
+  const large = showLarge ? renderPatternView(store, largeHost) : null;
+
+  let rowKey = "";
+  let controlsKey = "";
+  let rowEls = new Map(); // head -> row label element
+  let cellEls = [];
+  const canvasPool = []; // heatmap canvases, repainted when the rows change
+
+  function drawControls() {
+    controls.replaceChildren(
+      h("span", { class: "mw-label" }, "Rows"),
+      selectBox(rowsOptions(store), rowsValue(store), (v) => {
+        if (v.startsWith("layer:")) {
+          const [, m, l] = v.split(":");
+          store.set({ grid_rows: "layer", grid_model: store.heads().modelNames[+m], grid_layer: +l });
+        } else store.set({ grid_rows: v });
+      }, { "aria-label": "grid rows", class: "mw-select mw-grid-rows" }),
+      h("span", { class: "mw-label" }, "Scale"),
+      selectBox([["linear", "linear"], ["power", `power ${store.get("scale_exponent") ?? 0.5}`], ["log", "log"]],
+        store.get("color_scale") || "linear", (v) => store.set({ color_scale: v }), { "aria-label": "colour scale" }),
+      selectBox([["blues", "blues"], ["viridis", "viridis"], ["magma", "magma"]], store.get("colormap") || "blues",
+        (v) => store.set({ colormap: v }), { "aria-label": "colour map" }),
+      h("span", { class: "mw-colorbar", style: { background: gradientCss(store.get("colormap") || "blues") }, title: "attention weight 0 \u2192 1" }),
+      h("span", { class: "mw-small" }, "0\u20131"),
+    );
+  }
+
+  function drawGrid() {
+    const rows = gridRows(store);
+    const cols = gridColumns(store);
+    const prompts = store.thumbnailPrompts();
+    const size = store.get("cell_size") || 64;
+    const colors = colorSettings(store);
+    const shown = rows.slice(0, MAX_ROWS);
+    table.style.gridTemplateColumns = `auto repeat(${cols.length}, ${size}px)`;
+    const children = [h("div", { class: "mw-grid-corner" }, rows.length ? "" : "no heads")];
+    for (const t of cols) children.push(h("div", { class: "mw-grid-colhead", title: prompts[t] }, prompts[t]));
+    rowEls = new Map();
+    cellEls = [];
+    for (const head of shown) {
+      const label = h(
+        "button",
+        {
+          class: "mw-grid-rowhead",
+          title: `${store.headId(head)} (click: select, shift-click: add to selection)`,
+          dataset: { head: String(head) },
+          onclick: (e) => store.select(head, { toggle: e.shiftKey }),
+        },
+        store.label(head),
+        store.multiModel ? h("span", { class: "mw-small" }, ` ${store.modelName(head)}`) : "",
+      );
+      rowEls.set(head, label);
+      children.push(label);
+      for (const t of cols) {
+        const canvas = patternCanvas(store, head, t, size, colors, "mw-heatmap", canvasPool[cellEls.length]);
+        canvasPool[cellEls.length] = canvas;
+        cellEls.push(canvas);
+        children.push(canvas);
+      }
+    }
+    table.replaceChildren(...children);
+    note.textContent = rows.length > MAX_ROWS ? `showing ${MAX_ROWS} of ${rows.length} heads` : "";
+    markSelection();
+  }
+
+  function markSelection() {
+    const focus = store.selectedIndex();
+    const sel = new Set(store.selectionIndices());
+    for (const [head, label] of rowEls) {
+      label.classList.toggle("mw-is-selected", head === focus);
+      label.classList.toggle("mw-in-selection", sel.has(head));
+    }
+    for (const c of cellEls) c.classList.toggle("mw-is-selected", +c.dataset.head === focus);
+  }
+
+  function refresh() {
+    const key = JSON.stringify([gridRows(store), gridColumns(store), store.get("cell_size"), store.get("color_scale"),
+      store.get("scale_exponent"), store.get("colormap")]);
+    const ck = JSON.stringify([rowsValue(store), (store.get("grid_heads") || []).length, store.get("color_scale"),
+      store.get("scale_exponent"), store.get("colormap")]);
+    if (ck !== controlsKey) {
+      controlsKey = ck;
+      drawControls();
+    }
+    if (key !== rowKey) {
+      rowKey = key;
+      drawGrid();
+    } else markSelection();
+    if (large) large.update(largeHead(), colorSettings(store));
+  }
+
+  function largeHead() {
+    const focus = store.selectedIndex();
+    if (focus >= 0) return focus;
+    const rows = gridRows(store);
+    return rows.length ? rows[0] : -1;
+  }
+
+  // Hover and click on heatmaps, delegated from the grid.
+  function cellEvent(event) {
+    const c = event.target;
+    if (!(c instanceof HTMLCanvasElement) || c.dataset.head === undefined) return null;
+    const head = +c.dataset.head;
+    const t = +c.dataset.thumb;
+    const m = store.patternSize(head, t);
+    const [x, y] = localPoint(event, c);
+    const cell = cellAt(x, y, c.getBoundingClientRect().width, m);
+    return { head, t, cell, m };
+  }
+  table.addEventListener("mousemove", (event) => {
+    const hit = cellEvent(event);
+    if (!hit || !hit.cell) return tip.hide();
+    const [q, k] = hit.cell;
+    const { values } = store.pattern(hit.head, hit.t);
+    const tokens = store.tokens(hit.head, hit.t);
+    const [x, y] = localPoint(event, root);
+    tip.show(x, y, [
+      h("div", { class: "mw-tip-title" }, `${store.longLabel(hit.head)} \u00b7 ${store.thumbnailPrompts()[hit.t]}`),
+      `query ${q} \u201c${showToken(tokens[q])}\u201d`,
+      `key ${k} \u201c${showToken(tokens[k])}\u201d`,
+      `weight ${formatNumber(values[q * hit.m + k], 4)}`,
+    ]);
+  });
+  table.addEventListener("mouseleave", () => tip.hide());
+  table.addEventListener("click", (event) => {
+    const hit = cellEvent(event);
+    if (!hit) return;
+    const prompt = store.thumbnailPrompts()[hit.t];
+    if (store.get("focus_prompt") !== prompt) store.set({ focus_prompt: prompt });
+    store.select(hit.head, { toggle: event.shiftKey });
+  });
+
+  const schedule = coalesce(refresh);
+  store.on(
+    ["selected_head", "selection", "grid_rows", "grid_model", "grid_layer", "grid_heads", "grid_prompts", "cell_size",
+      "color_scale", "scale_exponent", "colormap", "focus_prompt"],
+    schedule,
+  );
+  refresh();
+  return {
+    refresh,
+    destroy() {
+      if (large) large.destroy();
+      root.remove();
+    },
+  };
+}

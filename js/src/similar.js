@@ -1,0 +1,127 @@
+// SimilarHeads: the selected head's nearest heads (any model, or one model) with their distance,
+// a few pattern thumbnails, head-type badges and known classes. Clicking a neighbour selects it.
+// Neighbours come from the binary neighbour table, so the panel updates without the kernel.
+
+import { colorSettings, patternCanvas } from "./heatmap.js";
+import { SCORE_SHORT, coalesce, formatNumber } from "./store.js";
+import { h, selectBox } from "./dom.js";
+
+/** Score badges of head h: [{name, value}] for scores >= threshold, strongest first. */
+export function scoreBadges(store, head, threshold) {
+  const names = store.scoreNames();
+  const out = [];
+  names.forEach((name, s) => {
+    const v = store.score(head, s);
+    if (v >= threshold) out.push({ name, value: v });
+  });
+  return out.sort((a, b) => b.value - a.value);
+}
+
+export function badgeElements(store, head, threshold) {
+  return scoreBadges(store, head, threshold).map(({ name, value }) =>
+    h("span", { class: `mw-badge mw-badge-${name}`, title: `${name} score ${formatNumber(value)}` }, `${SCORE_SHORT[name] || name} ${formatNumber(value, 2)}`),
+  );
+}
+
+export function classChips(store, head) {
+  return store.knownClasses(head).map((c) =>
+    h("span", { class: "mw-chip", style: { borderColor: store.classColor(c) }, title: c }, h("i", { style: { background: store.classColor(c) } }), c),
+  );
+}
+
+/** Search box: type a head ("L5H1", "model:L5H1") and press Enter to select it. */
+export function headSearch(store) {
+  const input = h("input", { class: "mw-input", type: "search", placeholder: "go to head: L5H1", "aria-label": "go to head", spellcheck: false });
+  input.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter") return;
+    const head = store.findHead(input.value);
+    input.classList.toggle("mw-invalid", head < 0);
+    if (head >= 0) store.select(head);
+  });
+  return input;
+}
+
+export function renderSimilar(store, el, { search = true } = {}) {
+  const root = h("div", { class: "mw-similar-view" });
+  const head = h("div", { class: "mw-row mw-controls" });
+  const title = h("div", { class: "mw-similar-title" });
+  let list = h("div", { class: "mw-neighbors", role: "list" });
+  root.append(head, title, list);
+  el.appendChild(root);
+
+  let shownFocus = -1;
+
+  function drawControls() {
+    const models = store.heads().modelNames;
+    const shipped = store.get("n_neighbors") || 20;
+    const kOptions = [...new Set([3, 5, 10, 15, 20, store.get("top_k") || 10, shipped])].filter((k) => k <= shipped).sort((a, b) => a - b);
+    head.replaceChildren(
+      h("span", { class: "mw-label" }, "Nearest"),
+      selectBox(kOptions.map((k) => [k, String(k)]), store.get("top_k") || 10, (v) => store.set({ top_k: +v }), { "aria-label": "number of neighbours" }),
+      models.length > 1
+        ? selectBox([["", "any model"], ...models.map((m) => [m, m])], store.get("neighbor_model") || "",
+            (v) => store.set({ neighbor_model: v }), { "aria-label": "model of the neighbours" })
+        : "",
+      search ? headSearch(store) : "",
+    );
+  }
+
+  function refresh() {
+    drawControls();
+    const focus = store.selectedIndex();
+    if (focus < 0) {
+      title.replaceChildren(h("span", { class: "mw-muted" }, "Select a head to see its nearest heads."));
+      list.replaceChildren();
+      return;
+    }
+    const k = store.get("top_k") || 10;
+    const neighbors = store.neighbors(focus, k, store.get("neighbor_model") || null);
+    const threshold = store.get("badge_threshold") ?? 0.4;
+    const nThumbs = Math.min(store.get("n_thumbnails") ?? 3, store.thumbnailPrompts().length);
+    const colors = colorSettings(store);
+    const maxDistance = neighbors.length ? Math.max(...neighbors.map((n) => n.distance)) || 1 : 1;
+    const selection = new Set(store.selectionIndices());
+    title.replaceChildren(
+      "Nearest heads to ",
+      h("b", { class: "mw-similar-target", dataset: { head: String(focus) } }, store.longLabel(focus)),
+      store.multiModel ? "" : h("span", { class: "mw-small" }, ` (${store.modelName(focus)})`),
+    );
+    if (focus !== shownFocus) {
+      // a new head starts at its nearest neighbour: a fresh list is unscrolled (setting
+      // scrollTop would force a layout of the whole page in the middle of the update)
+      const fresh = list.cloneNode(false);
+      list.replaceWith(fresh);
+      list = fresh;
+    }
+    shownFocus = focus;
+    list.replaceChildren(
+      ...neighbors.map((n, rank) =>
+        h(
+          "div",
+          {
+            class: `mw-neighbor${selection.has(n.head) ? " mw-in-selection" : ""}`,
+            role: "listitem",
+            dataset: { head: String(n.head) },
+            title: `${store.headId(n.head)}: click to select, shift-click to add to the selection`,
+            onclick: (e) => store.select(n.head, { toggle: e.shiftKey }),
+          },
+          h("span", { class: "mw-rank" }, String(rank + 1)),
+          h("span", { class: "mw-neighbor-name" }, h("b", {}, store.label(n.head)), store.multiModel ? h("span", { class: "mw-small" }, store.modelName(n.head)) : ""),
+          h(
+            "span",
+            { class: "mw-distance", title: `distance ${formatNumber(n.distance, 4)}` },
+            h("i", { style: { width: `${Math.round((40 * n.distance) / maxDistance)}px` } }),
+            formatNumber(n.distance, 2),
+          ),
+          h("span", { class: "mw-thumbs" }, Array.from({ length: nThumbs }, (_, t) => patternCanvas(store, n.head, t, 36, colors, "mw-heatmap mw-thumb"))),
+          h("span", { class: "mw-badges" }, badgeElements(store, n.head, threshold), classChips(store, n.head)),
+        ),
+      ),
+    );
+  }
+
+  const schedule = coalesce(refresh);
+  store.on(["selected_head", "selection", "top_k", "neighbor_model", "badge_threshold", "n_thumbnails", "color_scale", "scale_exponent", "colormap"], schedule);
+  refresh();
+  return { refresh, destroy: () => root.remove() };
+}

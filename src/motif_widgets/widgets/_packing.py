@@ -1,0 +1,161 @@
+"""Pack an Atlas's own results into widget trait values (pure data plumbing, no analysis).
+
+Every function reads what the atlas computes (head table, scores, known classes, clusters,
+thumbnails, PCA points, head map, distances) and returns plain dicts of trait values: arrays
+for the binary traits, small lists / dicts for the JSON ones. Heads keep the atlas's order
+(index h = row h of ``atlas.heads``); pattern points are head-major (index h * P + p).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..atlas import Atlas
+from ..detect import known_class_groups
+from ._serialization import encode_patterns
+
+#: Neighbours shipped per head (and per head and model): the similar-heads panel shows up to
+#: this many without asking the kernel.
+DEFAULT_N_NEIGHBORS = 20
+HEAD_MAP_METHODS = ("isomap", "umap", "tsne", "pca")
+
+
+def head_identity(atlas: Atlas) -> dict:
+    """head_ids [H], model_names [M], model_layers [M], head_model / head_layer / head_number
+    uint16 [H] (model index, layer, head within the layer)."""
+    heads = atlas.heads
+    names = atlas.model_names
+    return {
+        "head_ids": atlas.head_ids,
+        "model_names": names,
+        "model_layers": [int(atlas.data.models[m].n_layers) for m in names],
+        "head_model": heads["model"].map({m: k for k, m in enumerate(names)}).to_numpy(np.uint16),
+        "head_layer": heads["layer"].to_numpy(np.uint16),
+        "head_number": heads["head_index"].to_numpy(np.uint16),
+    }
+
+
+def head_scores(atlas: Atlas) -> dict:
+    """score_names [S] and head_scores float32 [H, S] (atlas.head_scores())."""
+    table = atlas.head_scores()
+    return {"score_names": list(table.columns), "head_scores": table.to_numpy(np.float32)}
+
+
+def known_classes(atlas: Atlas) -> dict:
+    """known_classes {str(head index): [class, ...]} for labelled heads only, and
+    known_class_colors {class: "#rrggbb"} of the classes that occur."""
+    series = atlas.known_classes()
+    groups = known_class_groups()
+    labelled = {str(h): list(c) for h, c in enumerate(series) if len(c)}
+    present = sorted({c for cs in labelled.values() for c in cs})
+    return {
+        "known_classes": labelled,
+        "known_class_colors": {c: groups.get(c, {}).get("color", "#888888") for c in present},
+    }
+
+
+def clusters(atlas: Atlas, n_clusters: int) -> dict:
+    """clusters uint16 [H] (labels 1..n, atlas.clusters), or None for a one-head atlas."""
+    if len(atlas.head_ids) < 2:
+        return {"clusters": None}
+    return {"clusters": atlas.clusters(min(n_clusters, len(atlas.head_ids))).to_numpy(np.uint16)}
+
+
+def thumbnails(atlas: Atlas, encoding: str = "float16") -> dict:
+    """thumbnails [H, T, K, K] (encoded patterns: the first K tokens of T prompts),
+    thumbnail_prompts [T] ids, thumbnail_tokens [M][T][<=K] token strings and
+    thumbnail_lengths uint16 [M, T] (tokens shown: min(prompt length, K))."""
+    heads = atlas.heads
+    tokens, lengths = [], []
+    for name in atlas.model_names:
+        first = int(np.flatnonzero(heads["model"].to_numpy() == name)[0])
+        kept = atlas.thumbnails(first)
+        tokens.append([[str(t) for t in k["tokens"]] for k in kept])
+        lengths.append([k["pattern"].shape[0] for k in kept])
+    return {
+        "thumbnails": encode_patterns(atlas.data.thumbnails, encoding),
+        "thumbnail_prompts": [atlas.prompt_ids[int(k)] for k in atlas.data.thumbnail_prompts],
+        "thumbnail_tokens": tokens,
+        "thumbnail_lengths": np.asarray(lengths, dtype=np.uint16).reshape(len(tokens), -1),
+    }
+
+
+def nearest_heads(distances: np.ndarray, k: int, candidates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest heads of every head, itself excluded, ranked as Atlas.similar_heads ranks
+    them (stable sort of the distance row).
+
+    Args:
+        distances: [H, H] head distances (atlas.distances).
+        candidates: optional [H] bool, the heads that may be neighbours.
+    Returns:
+        index int32 [H, k] (-1 where fewer than k candidates) and distance float32 [H, k] (NaN there).
+    """
+    d = np.array(distances, dtype=np.float64)
+    n = d.shape[0]
+    np.fill_diagonal(d, np.inf)
+    if candidates is not None:
+        d[:, ~np.asarray(candidates, bool)] = np.inf
+    k_eff = min(k, n)
+    order = np.argsort(d, axis=1, kind="stable")[:, :k_eff]
+    near = np.take_along_axis(d, order, axis=1)
+    index = np.full((n, k), -1, np.int32)
+    dist = np.full((n, k), np.nan, np.float32)
+    ok = np.isfinite(near)
+    index[:, :k_eff] = np.where(ok, order, -1)
+    dist[:, :k_eff] = np.where(ok, near, np.nan)
+    return index, dist
+
+
+def neighbors(atlas: Atlas, n_neighbors: int = DEFAULT_N_NEIGHBORS) -> dict:
+    """neighbor_index int32 [H, k] / neighbor_distance float32 [H, k] over all heads and, for
+    atlases of several models, model_neighbor_index / model_neighbor_distance [M, H, k]: the
+    nearest heads within each model (padded with -1 / NaN)."""
+    if n_neighbors < 1:
+        raise ValueError(f"n_neighbors must be >= 1, got {n_neighbors}")
+    d = atlas.distances
+    index, dist = nearest_heads(d, n_neighbors)
+    out = {"neighbor_index": index, "neighbor_distance": dist, "model_neighbor_index": None, "model_neighbor_distance": None}
+    names = atlas.model_names
+    if len(names) > 1:
+        model = atlas.heads["model"].to_numpy()
+        per_model = [nearest_heads(d, n_neighbors, model == name) for name in names]
+        out["model_neighbor_index"] = np.stack([p[0] for p in per_model])
+        out["model_neighbor_distance"] = np.stack([p[1] for p in per_model])
+    return out
+
+
+def _first3(x: np.ndarray) -> np.ndarray:
+    """[..., k] -> [..., 3] float32 (zero-padded when k < 3)."""
+    out = np.zeros(x.shape[:-1] + (3,), np.float32)
+    out[..., : min(3, x.shape[-1])] = x[..., :3]
+    return out
+
+
+def cloud(atlas: Atlas, head_map_method: str = "isomap") -> dict:
+    """pattern_points float32 [H * P, 3] (first 3 PCs of every (head, prompt) pattern),
+    pattern_scores float16 [H * P, S] (per-pattern head-type scores, NaN where undefined),
+    head_points float32 [H, 3] (atlas.head_map; the heads' mean PCA point for atlases of fewer
+    than 5 heads), prompt ids / kinds [P] and axis labels."""
+    if head_map_method not in HEAD_MAP_METHODS:
+        raise ValueError(f"unknown head map {head_map_method!r}; choose one of {HEAD_MAP_METHODS}")
+    points = atlas.points
+    h, p, _ = points.shape
+    names = list(atlas.head_scores().columns)
+    per_pattern = np.stack([atlas.prompt_scores(s).to_numpy() for s in names], -1) if names else np.zeros((h, p, 0))
+    ratio = atlas.embedding.explained_variance_ratio_
+    pattern_labels = [f"PC{i + 1} ({ratio[i]:.0%})" if i < len(ratio) else "" for i in range(3)]
+    if h >= 5:
+        head_points = _first3(atlas.head_map(head_map_method, 3).to_numpy())
+        head_labels = [f"{head_map_method} {i + 1}" for i in range(3)]
+    else:
+        head_points = _first3(points.mean(1))
+        head_labels = [f"mean PC{i + 1}" for i in range(3)]
+    return {
+        "pattern_points": _first3(points).reshape(h * p, 3),
+        "pattern_scores": per_pattern.reshape(h * p, -1).astype(np.float16),
+        "head_points": head_points,
+        "prompt_ids": atlas.prompt_ids,
+        "prompt_kinds": [q.kind for q in atlas.prompts],
+        "pattern_axis_labels": pattern_labels,
+        "head_axis_labels": head_labels,
+    }

@@ -1,0 +1,86 @@
+"""PatternCloud: rotatable 3-D scatter of the PCA embedding (WebGL2)."""
+
+from __future__ import annotations
+
+import traitlets
+
+from ..atlas import Atlas
+from . import _packing
+from .base import AtlasWidget, _option, bundle_path
+from .traits import Enum, Float, NDArray, Unicode, refuses_bad_values
+
+CLOUD_MODES = ("patterns", "heads")
+CATEGORY_COLORS = ("layer", "model", "cluster", "known_class")
+
+
+class CloudTraits(traitlets.HasTraits):
+    """Points of the cloud (see _packing.cloud) and how they are drawn.
+
+    cloud_mode: "patterns" (one point per (head, prompt), the first 3 PCs) or "heads" (one
+    point per head, from the head map). color_by: "layer", "model", "cluster",
+    "known_class" or a head-type score name (per pattern in pattern mode). point_size: px
+    (0 = automatic).
+    """
+
+    pattern_points = NDArray("float32", 2).tag(sync=True)  # [H * P, 3]
+    pattern_scores = NDArray(("float16", "float32"), 2).tag(sync=True)  # [H * P, S]
+    head_points = NDArray("float32", 2).tag(sync=True)  # [H, 3]
+    prompt_ids = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    prompt_kinds = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    pattern_axis_labels = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    head_axis_labels = traitlets.List(traitlets.Unicode()).tag(sync=True)
+
+    cloud_mode = _option(Enum(CLOUD_MODES, "patterns"))
+    color_by = _option(Unicode("layer"))
+    point_size = _option(Float(0.0))
+
+    @traitlets.validate("color_by")
+    @refuses_bad_values
+    def _validate_color_by(self, proposal):
+        value = proposal["value"]
+        allowed = list(CATEGORY_COLORS) + list(self._atlas.head_scores().columns)
+        if value not in allowed:
+            raise ValueError(f"color_by must be one of {allowed}, got {value!r}")
+        return value
+
+    @traitlets.validate("point_size")
+    @refuses_bad_values
+    def _validate_point_size(self, proposal):
+        v = float(proposal["value"])
+        if not 0 <= v <= 40:
+            raise ValueError(f"point_size must be in [0, 40] px (0 = automatic), got {v}")
+        return v
+
+
+class PatternCloud(CloudTraits, AtlasWidget):
+    """Rotatable 3-D scatter of an Atlas's PCA embedding, drawn with WebGL2.
+
+    Pattern mode shows one point per (head, prompt) pattern (the first three principal
+    components); head mode one point per head (the atlas's head map, Isomap by default).
+    Drag to rotate, wheel to zoom; hover for the head, prompt and colour value; click selects
+    a head and highlights all its points; shift-click adds or removes a head; shift-drag (or
+    the lasso button) selects every head with a point inside the lasso. Interactive with
+    200k points.
+
+    Args:
+        atlas: the Atlas to show.
+        head_map: method of the head map for head mode ("isomap", "umap", "tsne", "pca").
+        n_clusters: clusters for color_by="cluster" (Atlas.clusters).
+        selected_head, selection: the initial selection.
+        **options: cloud_mode ("patterns" / "heads"), color_by ("layer", "model", "cluster",
+            "known_class" or a score name such as "induction"), point_size, title.
+    """
+
+    _esm = bundle_path("cloud")
+
+    def __init__(self, atlas: Atlas, *, head_map: str = "isomap", **kwargs):
+        if head_map not in _packing.HEAD_MAP_METHODS:
+            raise ValueError(f"head_map must be one of {_packing.HEAD_MAP_METHODS}, got {head_map!r}")
+        self._head_map = head_map
+        super().__init__(atlas, **kwargs)
+
+    def _payload(self, atlas: Atlas) -> dict:
+        return _packing.cloud(atlas, self._head_map)
+
+    def _head_map_name(self) -> str | None:
+        return self._head_map if len(self._atlas.head_ids) >= 5 else None

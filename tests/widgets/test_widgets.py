@@ -1,0 +1,274 @@
+"""The views' Python side: traits, options, the selection state and its two-way sync with
+the browser (through the widget comm), linking, and the exports."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from motif_widgets.widgets import (
+    HeadExplorer,
+    PatternCloud,
+    PatternGrid,
+    SimilarHeads,
+    link_selection,
+)
+
+
+class FakeComm:
+    """Stands in for the kernel's widget comm: records what Python sends to the browser."""
+
+    kernel = "fake"
+    comm_id = "fake-comm"
+
+    def __init__(self):
+        self.sent = []
+
+    def send(self, data=None, buffers=None, **kwargs):
+        self.sent.append((data, buffers))
+
+    def on_msg(self, callback):
+        self.callback = callback
+
+    def updates(self, key):
+        """Values of `key` in 'update' messages, in order."""
+        return [d["state"][key] for d, _ in self.sent if d.get("method") == "update" and key in d["state"]]
+
+
+def from_browser(widget, **state):
+    """Deliver a state update from the front end, as the comm does."""
+    widget._handle_msg({"content": {"data": {"method": "update", "state": state, "buffer_paths": []}}, "buffers": []})
+
+
+# ------------------------------------------------------------------ construction and options
+@pytest.mark.parametrize(
+    "cls, bundle", [(PatternGrid, "grid"), (PatternCloud, "cloud"), (SimilarHeads, "similar"), (HeadExplorer, "explorer")]
+)
+def test_each_view_carries_its_own_bundle(cls, bundle, multi_atlas):
+    from motif_widgets.widgets.base import bundle_path
+
+    view = cls(multi_atlas)
+    assert view._esm == bundle_path(bundle).read_text(encoding="utf-8")
+    assert view.head_ids == multi_atlas.head_ids
+    assert view.head_scores.shape == (24, len(multi_atlas.head_scores().columns))
+
+
+def test_views_hold_only_what_they_show(multi_atlas):
+    grid, cloud, similar = PatternGrid(multi_atlas), PatternCloud(multi_atlas), SimilarHeads(multi_atlas)
+    assert "thumbnails" in grid.keys and "pattern_points" not in grid.keys and "neighbor_index" not in grid.keys
+    assert "pattern_points" in cloud.keys and "thumbnails" not in cloud.keys
+    assert {"neighbor_index", "thumbnails"} <= set(similar.keys) and "pattern_points" not in similar.keys
+    explorer = HeadExplorer(multi_atlas)
+    assert set(grid.keys) | set(cloud.keys) | set(similar.keys) <= set(explorer.keys)
+
+
+def test_unknown_options_are_refused_with_a_suggestion(multi_atlas):
+    with pytest.raises(ValueError, match="unknown option 'colour_by'.*Did you mean 'color_by'"):
+        HeadExplorer(multi_atlas, colour_by="layer")
+    with pytest.raises(ValueError, match="unknown option 'top_k'"):
+        PatternGrid(multi_atlas, top_k=3)  # an option of another view
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda a: HeadExplorer(42), "needs an Atlas, a model or a model name"),
+        (lambda a: PatternGrid("atlas"), "needs an Atlas"),
+        (lambda a: HeadExplorer(a, prompts=["x"]), "built already"),
+        (lambda a: PatternCloud(a, color_by="colour"), "color_by must be one of"),
+        (lambda a: PatternCloud(a, head_map="mds"), "head_map must be one of"),
+        (lambda a: SimilarHeads(a, top_k=50), r"top_k must be in 1\.\.20"),
+        (lambda a: SimilarHeads(a, n_neighbors=0), "n_neighbors must be a positive integer"),
+        (lambda a: SimilarHeads(a, neighbor_model="gpt2"), "unknown model 'gpt2'"),
+        (lambda a: PatternGrid(a, heads=["L9H9"]), "unknown head"),
+        (lambda a: PatternGrid(a, prompts=["p05"]), "no kept thumbnails"),
+        (lambda a: PatternGrid(a, cell_size=4), "cell_size"),
+        (lambda a: PatternGrid(a, grid_layer=3), r"grid_layer must be in 0\.\.2"),
+        (lambda a: PatternGrid(a, pattern_encoding="int8"), "pattern_encoding"),
+        (lambda a: PatternGrid(a, scale_exponent=0), "scale_exponent"),
+        (lambda a: HeadExplorer(a, selected_head="model7:L0H0"), "unknown head"),
+        (lambda a: HeadExplorer(a, n_clusters=0), "n_clusters"),
+        (lambda a: HeadExplorer(a, cloud_mode="3d"), "cloud_mode"),
+        (lambda a: HeadExplorer(a, top_k="ten"), "top_k"),
+        (lambda a: PatternGrid(a, colormap="jet"), "colormap"),
+    ],
+)
+def test_bad_input_raises_value_error(make, message, multi_atlas):
+    with pytest.raises(ValueError, match=message):
+        make(multi_atlas)
+
+
+def test_grid_rows_from_heads_argument(multi_atlas, toy_view_atlas):
+    assert PatternGrid(multi_atlas).grid_rows == "auto"
+    g = PatternGrid(multi_atlas, heads=2)
+    assert (g.grid_rows, g.grid_model, g.grid_layer) == ("layer", "model0", 2)
+    g = PatternGrid(multi_atlas, heads=("model1", 1))
+    assert (g.grid_rows, g.grid_model, g.grid_layer) == ("layer", "model1", 1)
+    g = PatternGrid(toy_view_atlas, heads=["L1H2", (0, 3), "L1H2"])
+    assert g.grid_rows == "heads" and g.grid_heads == ["toy-induction:L1H2", "toy-induction:L0H3"]
+    assert PatternGrid(multi_atlas, heads="selection").grid_rows == "selection"
+    g.show_heads(1)
+    assert (g.grid_rows, g.grid_layer) == ("layer", 1)
+    g.show_prompts(["probe-00"])
+    assert g.grid_prompts == ["probe-00"]
+
+
+# ------------------------------------------------------------------ the selection state
+def test_selected_head_is_normalised_to_the_full_id(toy_view_atlas):
+    e = HeadExplorer(toy_view_atlas)
+    assert e.selected_head is None and e.selection == []
+    for ref in ("L1H2", "toy-induction:L1H2", (1, 2), 6, np.int64(6)):
+        e.selected_head = ref
+        assert e.selected_head == "toy-induction:L1H2"
+    e.selected_head = ""
+    assert e.selected_head is None
+    e.selection = ["L0H0", (1, 1), "L0H0", 7]
+    assert e.selection == ["toy-induction:L0H0", "toy-induction:L1H1", "toy-induction:L1H3"]
+    for bad in ("L5H0", 99, 1.5, True):
+        with pytest.raises(ValueError):
+            e.selected_head = bad
+    with pytest.raises(ValueError, match="power"):
+        e.color_scale = "sqrt"
+    assert e.selected_head is None  # a refused value leaves the state as it was
+    with pytest.raises(ValueError, match="unknown head"):
+        e.selection = ["L0H0", "L3H3"]
+    assert e.selection == ["toy-induction:L0H0", "toy-induction:L1H1", "toy-induction:L1H3"]
+
+
+def test_a_click_in_the_browser_updates_python(toy_view_atlas):
+    e = HeadExplorer(toy_view_atlas)
+    seen = []
+    e.observe(lambda change: seen.append(change["new"]), "selected_head")
+    from_browser(e, selected_head="toy-induction:L1H3", selection=["toy-induction:L1H3"])
+    assert e.selected_head == "toy-induction:L1H3" and e.selection == ["toy-induction:L1H3"]
+    assert seen == ["toy-induction:L1H3"]
+    # the browser's own gestures: shift-click, then clearing
+    from_browser(e, selection=["toy-induction:L1H3", "toy-induction:L0H0"], selected_head="toy-induction:L0H0")
+    assert e.selected_heads == ["toy-induction:L1H3", "toy-induction:L0H0"]
+    from_browser(e, selection=[], selected_head=None)
+    assert e.selected_head is None and e.selected_heads == []
+
+
+def test_python_changes_are_sent_to_the_browser(toy_view_atlas):
+    e = HeadExplorer(toy_view_atlas)
+    comm = FakeComm()
+    e.comm = comm
+    e.selected_head = "L0H1"
+    e.selection = [(1, 0), "L0H1"]
+    assert comm.updates("selected_head") == ["toy-induction:L0H1"]
+    assert comm.updates("selection") == [["toy-induction:L1H0", "toy-induction:L0H1"]]
+    e.select(["L1H1", "L1H2"])  # both traits in one message
+    last = comm.sent[-1][0]["state"]
+    assert last == {"selection": ["toy-induction:L1H1", "toy-induction:L1H2"], "selected_head": "toy-induction:L1H1"}
+    # a value that came from the browser is echoed, not sent back as a new update
+    comm.sent.clear()
+    from_browser(e, selected_head="toy-induction:L0H2")
+    assert [d["method"] for d, _ in comm.sent] == ["echo_update"]
+    # heavy data goes out as binary buffers, never JSON lists
+    comm.sent.clear()
+    e.send_state()
+    data, buffers = comm.sent[0]
+    assert ["thumbnails", "data"] in data["buffer_paths"] and len(buffers) == len(data["buffer_paths"])
+    assert all(isinstance(b, memoryview) for b in buffers)
+
+
+def test_an_invalid_browser_value_is_refused_and_corrected(toy_view_atlas, caplog):
+    e = HeadExplorer(toy_view_atlas, selected_head="L1H0", selection=["L1H0"])
+    comm = FakeComm()
+    e.comm = comm
+    # one update with a valid and a refused value: both are rolled back
+    from_browser(e, selection=["toy-induction:L0H0"], selected_head="toy-induction:L7H7")
+    assert e.selected_head == "toy-induction:L1H0" and e.selection == ["toy-induction:L1H0"]
+    assert "unknown head 'toy-induction:L7H7'" in caplog.text  # ipywidgets logs the error
+    # the browser got the proposal echoed; Python sends its own values back
+    assert comm.updates("selected_head") == ["toy-induction:L1H0"]
+    assert comm.updates("selection") == [["toy-induction:L1H0"]]
+
+
+def test_link_selection_links_separate_views(multi_atlas, toy_view_atlas):
+    grid, cloud, panel = PatternGrid(multi_atlas), PatternCloud(multi_atlas), SimilarHeads(multi_atlas)
+    links = link_selection(grid, cloud, panel)
+    from_browser(cloud, selected_head="model1:L0H2", selection=["model1:L0H2"])
+    assert grid.selected_head == panel.selected_head == "model1:L0H2"
+    assert grid.selection == panel.selection == ["model1:L0H2"]
+    panel.selected_head = "model0:L2H2"
+    assert cloud.selected_head == grid.selected_head == "model0:L2H2"
+    for link in links:
+        link.unlink()
+    grid.selected_head = "model0:L0H0"
+    assert cloud.selected_head == "model0:L2H2"
+    with pytest.raises(ValueError, match="same atlas"):
+        link_selection(grid, PatternGrid(toy_view_atlas))
+    with pytest.raises(ValueError, match="at least two"):
+        link_selection(grid)
+
+
+# ------------------------------------------------------------------ exports
+def test_selection_df(multi_atlas):
+    e = HeadExplorer(multi_atlas)
+    empty = e.selection_df()
+    assert len(empty) == 0 and "induction" in empty.columns
+    from_browser(e, selection=["model0:L1H0", "model1:L2H3"], selected_head="model1:L2H3")
+    df = e.selection_df(k=4)
+    assert df.index.tolist() == ["model0:L1H0", "model1:L2H3"]
+    table = multi_atlas.head_table()
+    columns = ("model", "layer", "head_index", "previous_token", "induction", "cluster", "pc.0", "pc.2", "isomap.0")
+    for col in columns:
+        assert col in df.columns
+        assert df[col].tolist() == table.loc[df.index, col].tolist()
+    assert df["known_classes"].tolist() == [[], []]
+    assert df["selected_head"].tolist() == [False, True]
+    near = multi_atlas.similar_heads("model1:L2H3", k=4)
+    assert df.loc["model1:L2H3", "neighbors"] == near["head"].tolist()
+    assert np.allclose(df.loc["model1:L2H3", "neighbor_distances"], near["distance"])
+    # the selected head is included even when the multi-selection does not hold it
+    e.selection, e.selected_head = ["model0:L0H0"], "model0:L0H1"
+    assert e.selection_df().index.tolist() == ["model0:L0H0", "model0:L0H1"]
+
+
+def test_to_dataframe_marks_the_selected_rows(toy_view_atlas):
+    e = HeadExplorer(toy_view_atlas, selection=["L1H1", "L0H0"])
+    df = e.to_dataframe()
+    assert len(df) == len(toy_view_atlas.to_dataframe())
+    marked = df.loc[df["selected"], ["layer", "head_index"]].drop_duplicates().apply(tuple, axis=1).tolist()
+    assert sorted(marked) == [(0, 0), (1, 1)]
+    assert df["selected"].sum() == 2 * len(toy_view_atlas.prompts)
+
+
+def test_save_html_is_self_contained(toy_view_atlas, tmp_path):
+    from motif_widgets.widgets.base import bundle_path
+
+    e = HeadExplorer(toy_view_atlas, selected_head="L1H0")
+    path = e.save_html(tmp_path / "sub" / "explorer.html", title="Toy <heads>")
+    text = path.read_text(encoding="utf-8")
+    assert "<title>Toy &lt;heads&gt;</title>" in text
+    # nothing is fetched: no external scripts, styles or imports
+    assert not re.search(r"""(src|href)\s*=\s*["']?https?:""", text)
+    assert not re.search(r"""(import|from)\s*\(?\s*["']https?:""", text)
+    state_text = re.search(r'<script type="application/json" id="motif-widgets-state">(.*?)</script>', text, re.S).group(1)
+    doc = json.loads(state_text)  # "</" is escaped, so the JSON ends exactly at its closing tag
+    assert doc["state"]["selected_head"] == "toy-induction:L1H0"
+    assert doc["state"]["_esm"] == bundle_path("explorer").read_text(encoding="utf-8")
+    assert ["thumbnails", "data"] in [b["path"] for b in doc["buffers"]]
+    assert "layout" not in doc["state"]
+    with pytest.raises(ValueError, match=".html"):
+        e.save_html(tmp_path / "explorer.png")
+
+
+def test_explorer_from_a_model_computes_the_atlas(toy_model, toy_prompts):
+    e = HeadExplorer(toy_model, prompts=toy_prompts, progress=False, atlas_options={"thumbnails": 3})
+    assert len(e.head_ids) == 8 and len(e.thumbnail_prompts) == 3
+    assert e.atlas.prompt_ids == [p.id for p in toy_prompts]
+    e.selected_head = "L1H0"
+    assert e.similar_heads(k=2)["head"].tolist() == e.atlas.similar_heads("L1H0", k=2)["head"].tolist()
+    with pytest.raises(ValueError, match="unknown option"):
+        HeadExplorer(toy_model, prompts=toy_prompts, progress=False, colorby="x")
+
+
+def test_uint8_patterns_halve_the_thumbnails(toy_view_atlas):
+    f16 = HeadExplorer(toy_view_atlas)
+    u8 = HeadExplorer(toy_view_atlas, pattern_encoding="uint8")
+    assert u8.thumbnails.dtype == np.uint8 and u8.thumbnails.nbytes * 2 == f16.thumbnails.nbytes
