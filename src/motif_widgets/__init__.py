@@ -17,9 +17,11 @@ from .features import (  # noqa: E402
 )
 from .models import available_models, load_hf_model, load_model  # noqa: E402
 from .prompts import Prompt, chunk_texts, default_prompts, load_jsonl, pile_prompts, repeated_token_probes  # noqa: E402
+from . import evaluate  # noqa: E402
+from .widgets import HeadExplorer, PatternCloud, PatternGrid, SimilarHeads, link_selection  # noqa: E402
 
 __all__ = [
-    "Atlas", "AtlasConfig", "FeatureSet", "PatternEmbedding", "Prompt", "__version__", "available_feature_sets",
-    "available_models", "chunk_texts", "compute_features", "default_prompts", "get_feature_set", "load_hf_model",
-    "load_jsonl", "load_model", "pile_prompts", "register_feature_set", "repeated_token_probes",
+    "Atlas", "AtlasConfig", "FeatureSet", "HeadExplorer", "PatternCloud", "PatternGrid", "SimilarHeads", "PatternEmbedding", "Prompt", "__version__", "available_feature_sets",
+    "available_models", "chunk_texts", "compute_features", "default_prompts", "evaluate", "get_feature_set", "load_hf_model",
+    "link_selection", "load_jsonl", "load_model", "pile_prompts", "register_feature_set", "repeated_token_probes",
 ]
