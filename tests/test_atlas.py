@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from conftest import causal_pattern
-from motif_widgets import Atlas
+from motif_widgets import Atlas, get_feature_set
 from motif_widgets.detect import SCORE_NAMES
 from motif_widgets.features import MOTIF_FEATURE_NAMES
 from motif_widgets.prompts import repeated_token_probes, token_prompt
@@ -72,6 +72,21 @@ def test_paper_feature_set_and_other_metric(toy_atlas):
         toy_atlas.configure(feature_set="paper92")
     with pytest.raises(ValueError, match="unknown metric"):
         toy_atlas.configure(metric="cosine").distances
+
+
+def test_feature_set_weights_reach_the_embedding(toy_atlas):
+    from motif_widgets.features.motifs import MOTIF_FEATURE_WEIGHTS
+
+    emb = toy_atlas.embedding
+    assert dict(zip(emb.kept_features_, emb.weights_)) == {k: MOTIF_FEATURE_WEIGHTS[k] for k in emb.kept_features_}
+    assert min(emb.weights_) == 0.3 and max(emb.weights_) == 1.0
+    # an explicit override replaces the set's weights; equal weights change the distances
+    flat = toy_atlas.configure(feature_weights={})
+    assert (flat.embedding.weights_ == 1.0).all()
+    assert not np.allclose(flat.distances, toy_atlas.distances)
+    assert (toy_atlas.configure(feature_set="paper").embedding.weights_ == 1.0).all()  # the paper's pipeline
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        get_feature_set("motifs").extended("bad").add("neg", lambda b: b.lengths.to(b.dtype), weight=-1)
 
 
 def test_maps_and_clusters_are_deterministic(toy_atlas):

@@ -25,6 +25,22 @@ def test_embedding_is_zscore_then_pca():
     assert imp["weighted_importance"].is_monotonic_decreasing and set(imp.index) == set("abcdef")
 
 
+def test_embedding_weights_scale_zscores_before_pca():
+    rng = np.random.default_rng(2)
+    x = pd.DataFrame(rng.standard_normal((120, 4)) + 3, columns=["a", "b", "c", "d"])
+    z = (x.to_numpy() - x.to_numpy().mean(0)) / x.to_numpy().std(0, ddof=1)
+    emb = PatternEmbedding(n_components=4, weights={"b": 0.3, "d": 0.0}).fit(x)
+    # all components kept: the embedding is a rotation of the weighted z-scores
+    got = emb.transform(x)
+    want = z * [1.0, 0.3, 1.0, 0.0]
+    gram = lambda m: m @ m.T  # noqa: E731
+    assert np.allclose(gram(got), gram(want)) and np.allclose(emb.weights_, [1.0, 0.3, 1.0, 0.0])
+    with pytest.raises(ValueError, match="not in the table"):
+        PatternEmbedding(weights={"nope": 1.0}).fit(x)
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        PatternEmbedding(weights={"a": -1.0})
+
+
 def test_embedding_column_policies():
     rng = np.random.default_rng(1)
     x = rng.standard_normal((50, 4))

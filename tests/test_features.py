@@ -15,6 +15,7 @@ from conftest import PATTERN_KINDS, causal_pattern
 from motif_widgets import FeatureSet, compute_features, get_feature_set, register_feature_set
 from motif_widgets.features import MOTIF_FEATURE_NAMES, PAPER_FEATURE_NAMES, pad_patterns, paper_features
 from motif_widgets.features.matrices import LOG_BIN_EDGES, log_bin_counts
+from motif_widgets.features.motifs import SINK_SMOOTHING
 from motif_widgets.features.plain import histogram_densities_plain, paper_features_plain
 
 
@@ -125,8 +126,10 @@ def motifs_plain(a: np.ndarray) -> dict[str, float]:
     n = a.shape[0]
     rows = list(range(1, n)) if n > 1 else [0]
 
-    def mass(d):  # attention at offset d, first token excluded
-        return np.mean([a[i, i - d] if i - d >= 1 else 0.0 for i in rows])
+    sink = np.mean([a[i, 0] for i in rows])
+
+    def mass(d):  # share of the non-sink attention at offset d (first token excluded)
+        return np.mean([a[i, i - d] if i - d >= 1 else 0.0 for i in rows]) / (1 - sink + SINK_SMOOTHING)
 
     def entropy(i):
         p = a[i, : i + 1]
@@ -147,7 +150,7 @@ def motifs_plain(a: np.ndarray) -> dict[str, float]:
     offsets = [np.array([a[i, i - d] if d <= i else 0.0 for d in range(n)]) for i in rows]
     stripes = [np.mean([a[i, i - d] for i in range(d + 1, n)]) for d in range(2, (n - 1) // 2 + 1)]
     return {
-        "sink": np.mean([a[i, 0] for i in rows]),
+        "sink": sink,
         "self": mass(0), "prev": mass(1), "offset2": mass(2), "offset3": mass(3),
         "near": sum(mass(d) for d in range(4, 9)), "far": sum(mass(d) for d in range(9, n)),
         "entropy": np.mean([entropy(i) for i in rows]),
@@ -182,8 +185,9 @@ def test_motif_features_are_bounded_and_never_nan():
     assert np.isfinite(f.to_numpy()).all()
     bounded = f.drop(columns="log_distance")
     assert (bounded >= -1e-12).all().all() and (bounded <= 1 + 1e-12).all().all()
-    parts = ["sink", "self", "prev", "offset2", "offset3", "near", "far"]
-    assert np.allclose(f[parts].sum(1), 1.0)  # the offset features partition each row
+    shares = ["self", "prev", "offset2", "offset3", "near", "far"]
+    # the offset shares split the non-sink attention
+    assert np.allclose(f["sink"] + (1 - f["sink"] + SINK_SMOOTHING) * f[shares].sum(axis=1), 1.0)
 
 
 def test_motif_features_are_length_robust():

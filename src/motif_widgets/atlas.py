@@ -44,6 +44,8 @@ class AtlasConfig:
             picks the set's default ("error" / 1e-9 for NaN-free sets like motifs; "drop" /
             0, the reference's filter, for the paper sets).
         seed: seed of every random step (PCA, sliced directions, UMAP, t-SNE).
+        feature_weights: embedding weight per feature ({name: w}; unnamed features weigh 1);
+            None uses the feature set's own weights (motifs: descriptors 0.3; paper: all 1).
     """
 
     feature_set: str = "motifs"
@@ -53,6 +55,7 @@ class AtlasConfig:
     zero_variance: str = "drop"
     variance_tol: float | None = None
     seed: int = 0
+    feature_weights: dict[str, float] | None = None
 
 
 @dataclass
@@ -358,13 +361,19 @@ class Atlas:
     def embedding(self) -> PatternEmbedding:
         """The fitted z-score + PCA over all (head, prompt) rows of the active feature set."""
         c = self.config
-        nan_free = get_feature_set(c.feature_set).nan_free if c.feature_set in _registered() else True
+        registered = get_feature_set(c.feature_set) if c.feature_set in _registered() else None
+        nan_free = registered.nan_free if registered is not None else True
+        if c.feature_weights is not None:
+            weights = dict(c.feature_weights)
+        else:
+            weights = {k: w for k, w in registered.weights.items() if k in self.feature_names} if registered else {}
         emb = PatternEmbedding(
             n_components=c.n_components,
             nan_columns=c.nan_columns or ("error" if nan_free else "drop"),
             zero_variance=c.zero_variance,
             variance_tol=c.variance_tol if c.variance_tol is not None else (1e-9 if nan_free else 0.0),
             random_state=c.seed,
+            weights=weights,
         )
         h, p, f = self.features.shape
         return emb.fit(self.features.reshape(h * p, f), self.feature_names)

@@ -27,6 +27,9 @@ class PatternEmbedding:
         variance_tol: relative tolerance of the zero-variance test; 0 means exactly constant
             (the reference's filter).
         random_state: passed to sklearn PCA.
+        weights: optional embedding weight per feature ({name: w}, default 1): z-scores are
+            multiplied by it before PCA, so a feature counts that much in distances. A
+            feature set's own weights (FeatureSet.weights) are what Atlas passes here.
 
     Attributes (after fit):
         feature_names_in_: all input columns. kept_features_: the columns used.
@@ -41,6 +44,7 @@ class PatternEmbedding:
         zero_variance: str = "drop",
         variance_tol: float = 1e-9,
         random_state: int = 0,
+        weights: dict[str, float] | None = None,
     ):
         if nan_columns not in ("error", "drop"):
             raise ValueError(f"nan_columns must be 'error' or 'drop', got {nan_columns!r}")
@@ -53,6 +57,10 @@ class PatternEmbedding:
         self.zero_variance = zero_variance
         self.variance_tol = variance_tol
         self.random_state = random_state
+        self.weights = dict(weights or {})
+        bad = {k: w for k, w in self.weights.items() if not (np.isfinite(w) and w >= 0)}
+        if bad:
+            raise ValueError(f"feature weights must be finite and >= 0, got {bad}")
 
     def _as_array(self, x, names: Sequence[str] | None) -> tuple[np.ndarray, list[str]]:
         if isinstance(x, pd.DataFrame):
@@ -98,8 +106,12 @@ class PatternEmbedding:
         self.kept_features_ = [n for n, k in zip(names, keep) if k]
         self.dropped_features_ = dropped
         self.mean_ = mean[keep]
+        unknown = set(self.weights) - set(names)
+        if unknown:
+            raise ValueError(f"weights name features {sorted(unknown)[:5]} that are not in the table")
         self.scale_ = np.where(std[keep] > 0, std[keep], 1.0) if self.zero_variance == "keep" else std[keep]
-        z = (arr[:, keep] - self.mean_) / self.scale_
+        self.weights_ = np.array([self.weights.get(n, 1.0) for n in self.kept_features_])
+        z = (arr[:, keep] - self.mean_) / self.scale_ * self.weights_
         k = min(self.n_components, z.shape[1], z.shape[0])
         self._pca = PCA(n_components=k, random_state=self.random_state).fit(z)
         self.n_components_ = k
@@ -112,7 +124,7 @@ class PatternEmbedding:
         arr, names = self._as_array(x, self.feature_names_in_ if not isinstance(x, pd.DataFrame) else None)
         if names != self.feature_names_in_:
             raise ValueError("feature columns differ from those the embedding was fitted on")
-        z = (arr[:, self._keep] - self.mean_) / self.scale_
+        z = (arr[:, self._keep] - self.mean_) / self.scale_ * self.weights_
         if np.isnan(z).any():
             raise ValueError("feature table has NaN in columns the embedding uses")
         return self._pca.transform(z)

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from .batch import PatternBatch, check_patterns, pad_patterns
-from .motifs import MOTIF_FEATURE_DOCS, motif_features
+from .motifs import MOTIF_FEATURE_DOCS, MOTIF_FEATURE_WEIGHTS, motif_features
 from .paper import PAPER_DROPPED_92, PAPER_FEATURE_NAMES, paper_features
 
 BlockFn = Callable[[PatternBatch], torch.Tensor]
@@ -34,6 +34,8 @@ class FeatureSet:
         description: one line.
         nan_free: True if every feature is finite for every valid pattern (the embedding
             then treats a NaN as an error instead of dropping the column, as the paper did).
+        weights: embedding weight of each feature (its z-score is multiplied by it before
+            PCA, so it counts that much in head distances); features not named weigh 1.
     """
 
     name: str
@@ -41,21 +43,35 @@ class FeatureSet:
     nan_free: bool = True
     _blocks: list[tuple[tuple[str, ...], BlockFn]] = field(default_factory=list)
     docs: dict[str, str] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)
 
-    def add_block(self, names: Sequence[str], fn: BlockFn, docs: dict[str, str] | None = None) -> "FeatureSet":
-        """Append a block computing len(names) features at once: fn(batch) -> [B, len(names)]."""
+    def add_block(
+        self, names: Sequence[str], fn: BlockFn, docs: dict[str, str] | None = None, weights: dict[str, float] | None = None
+    ) -> "FeatureSet":
+        """Append a block computing len(names) features at once: fn(batch) -> [B, len(names)].
+        weights: optional embedding weight per feature name (default 1)."""
         names = tuple(names)
         clash = set(names) & set(self.feature_names)
         if clash:
             raise ValueError(f"feature set {self.name!r} already has features {sorted(clash)}")
+        weights = dict(weights or {})
+        unknown = set(weights) - set(names)
+        if unknown:
+            raise ValueError(f"weights name features {sorted(unknown)} that the block does not compute")
+        bad = {k: w for k, w in weights.items() if not (np.isfinite(w) and w >= 0)}
+        if bad:
+            raise ValueError(f"feature weights must be finite and >= 0, got {bad}")
         self._blocks.append((names, fn))
         for n in names:
             self.docs[n] = (docs or {}).get(n, "")
+        self.weights.update({k: float(w) for k, w in weights.items()})
         return self
 
-    def add(self, name: str, fn: Callable[[PatternBatch], torch.Tensor], doc: str = "") -> "FeatureSet":
+    def add(
+        self, name: str, fn: Callable[[PatternBatch], torch.Tensor], doc: str = "", weight: float = 1.0
+    ) -> "FeatureSet":
         """Append one feature: fn(batch) -> [B] tensor (on the batch's device)."""
-        return self.add_block([name], lambda b: fn(b)[:, None], {name: doc})
+        return self.add_block([name], lambda b: fn(b)[:, None], {name: doc}, {name: weight})
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -65,8 +81,12 @@ class FeatureSet:
         """A copy under a new name, to add features to without changing this set."""
         return FeatureSet(
             name, description or self.description, self.nan_free if nan_free is None else nan_free,
-            list(self._blocks), dict(self.docs),
+            list(self._blocks), dict(self.docs), dict(self.weights),
         )
+
+    def weight_vector(self) -> np.ndarray:
+        """[F] embedding weight of every feature, in feature order."""
+        return np.array([self.weights.get(n, 1.0) for n in self.feature_names])
 
     def compute(self, batch: PatternBatch) -> torch.Tensor:
         """[B, F] features of a padded batch, on its device and in its dtype."""
@@ -114,7 +134,7 @@ def available_feature_sets() -> dict[str, str]:
 
 register_feature_set(
     FeatureSet("motifs", "our bounded, NaN-free, length-robust motif features (default)").add_block(
-        tuple(MOTIF_FEATURE_DOCS), motif_features, MOTIF_FEATURE_DOCS
+        tuple(MOTIF_FEATURE_DOCS), motif_features, MOTIF_FEATURE_DOCS, MOTIF_FEATURE_WEIGHTS
     )
 )
 register_feature_set(
