@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from motif_widgets import Atlas, load_model, pile_prompts
-from motif_widgets.evaluate import compare, cross_model_transfer, label_heads
+from motif_widgets.evaluate import compare, cross_model_transfer, label_heads, score_space_ceiling
 from motif_widgets.prompts import repeated_token_probes, token_prompt
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,6 +71,9 @@ def report(name: str, atlas: Atlas, seed: int) -> pd.DataFrame:
     t0 = time.perf_counter()
     table = compare(atlas, labels=labels, seed=seed)
     print(table[COLUMNS].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    ceiling = score_space_ceiling(atlas)
+    print("ceiling (distance between the label-defining probe scores themselves): R-precision "
+          + ", ".join(f"{k} {v:.3f}" for k, v in ceiling["r_precision"].items()))
     overall = table[table["label"] == "overall"]
     goal = GOALS.get(name)
     for _, row in overall.iterrows():

@@ -17,6 +17,7 @@ from motif_widgets.evaluate import (
     label_heads,
     layer_profile,
     retrieval_metrics,
+    score_space_ceiling,
     split_half_stability,
     split_prompts,
     subset_prompts,
@@ -144,6 +145,19 @@ def test_toy_induction_heads_find_each_other(toy_atlas):
     # 4 induction heads among 8: a random pick of 3 neighbours holds 3/7 = 0.43 of them
     assert induction["random"] == pytest.approx(3 / 7)
     assert induction["p@3"] == 1.0 and induction["r_precision"] == 1.0 and induction["map"] == 1.0
+
+
+def test_score_space_ceiling_ranks_heads_by_their_label_scores(toy_atlas):
+    ceiling = score_space_ceiling(toy_atlas)
+    scores = toy_atlas.head_scores(prompts="probes")
+    # the weak previous-token head L0H2 sits nearer the self heads than the strong L0H3 in
+    # score space, so even this ceiling misses it; the induction heads all find each other
+    prev = scores["previous_token"]
+    nearest = (prev - prev["toy-induction:L0H2"]).abs().drop("toy-induction:L0H2").idxmin()
+    assert nearest in ("toy-induction:L0H0", "toy-induction:L0H1")
+    assert ceiling.loc["induction", "r_precision"] == 1.0
+    assert ceiling.loc["previous_token", "r_precision"] == 0.5
+    assert list(ceiling.columns) == list(retrieval_metrics(toy_atlas.head_distances(), label_heads(toy_atlas)).columns)
 
 
 def test_subset_prompts_is_the_atlas_built_on_those_prompts(toy_atlas):

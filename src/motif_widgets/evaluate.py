@@ -274,6 +274,28 @@ def cross_model_transfer(
     return pd.DataFrame(rows, index=pd.Index([atlas.head_ids[i] for i in sources], name="head"))
 
 
+def score_space_ceiling(
+    atlas: Atlas, thresholds: Mapping[str, float] | None = None, prompts="probes", ks: Sequence[int] = (1, 3, 5)
+) -> pd.DataFrame:
+    """Retrieval when heads are compared by the very scores that define their labels.
+
+    Labels from thresholds on a continuous score put near-threshold heads on both sides
+    of the line; any similarity that is smooth in those scores then ranks a head just
+    below the threshold next to one just above it. The Euclidean distance between the
+    heads' label scores (label_heads' thresholds and prompts) is such a similarity with
+    full knowledge of the labels' definition: its R-precision is a practical ceiling for
+    similar-head search measured this way.
+
+    Returns:
+        retrieval_metrics of that distance (same layout).
+    """
+    thresholds = dict(DEFAULT_THRESHOLDS if thresholds is None else thresholds)
+    labels = label_heads(atlas, thresholds, prompts)
+    scores = atlas.head_scores(prompts=prompts)[list(thresholds)].to_numpy()
+    d = np.sqrt(((scores[:, None, :] - scores[None, :, :]) ** 2).sum(-1))
+    return retrieval_metrics(pd.DataFrame(d, index=labels.index, columns=labels.index), labels, ks)
+
+
 # ---------------------------------------------------------------------------- comparison
 def compare(
     atlas: Atlas,
