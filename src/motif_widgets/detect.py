@@ -52,21 +52,21 @@ def score_sums(
     a = patterns
     b, _, n_max, _ = a.shape
     dt, dev = a.dtype, a.device
-    zero = torch.zeros((), dtype=dt, device=dev)
     pos = torch.arange(n_max, device=dev)
     valid_row = pos[None, :] < lengths[:, None]  # [B, N]
     query = valid_row & (pos[None, :] >= 1)
     qf = query.to(dt)[:, None, :]  # [B, 1, N]
-    i, j = pos[:, None], pos[None, :]
-    lower = (j <= i)[None]  # [1, N, N]
 
-    diag = torch.diagonal(a, dim1=2, dim2=3)  # [B, H, N]
-    prev = torch.cat([torch.zeros_like(diag[..., :1]), torch.diagonal(a, offset=-1, dim1=2, dim2=3)], -1)
+    def below(d: int) -> torch.Tensor:  # [B, H, N]: A[i, i - d], 0 for i < d
+        band = torch.diagonal(a, offset=-d, dim1=2, dim2=3)
+        return torch.cat([band.new_zeros(band.shape[:-1] + (min(d, n_max),)), band], -1)
+
+    diag = below(0)
+    prev = below(1)
     first = a[..., 0]
-    recent_keys = ((i - j) >= 1) & ((i - j) <= RECENT_WINDOW) & (j >= 1)
-    recent = (a * recent_keys.to(dt)).sum(-1)
-    plogp = torch.where(a > 0, a * torch.log(torch.where(a > 0, a, 1.0)), zero)
-    diffuse = -plogp.sum(-1) / torch.log(pos.to(dt) + 1).clamp(min=torch.finfo(dt).tiny)
+    # keys i-1..i-4, first token excluded: each band's entry at i = d is key 0
+    recent = sum(below(d) * (pos >= d + 1).to(dt) for d in range(1, RECENT_WINDOW + 1))
+    diffuse = -torch.xlogy(a, a).sum(-1) / torch.log(pos.to(dt) + 1).clamp(min=torch.finfo(dt).tiny)
 
     positional = torch.stack([prev, diag, first, recent, diffuse], -1)  # [B, H, N, 5]
     sums = [(positional * qf[..., None]).sum(2)]
@@ -75,13 +75,18 @@ def score_sums(
 
     if token_ids is not None:
         tok = token_ids
-        earlier = lower & (j < i)[None] & (j >= 1)[None] & valid_row[:, None, :] & valid_row[:, :, None]
+        i, j = pos[:, None], pos[None, :]
+        earlier = ((j < i) & (j >= 1))[None] & valid_row[:, None, :] & valid_row[:, :, None]
         dup = earlier & (tok[:, None, :] == tok[:, :, None])
         prev_tok = torch.cat([torch.full_like(tok[:, :1], -1), tok[:, :-1]], 1)  # token before key j
         ind = earlier & (prev_tok[:, None, :] == tok[:, :, None])
         for keys in (dup, ind):
             has = keys.any(-1)  # [B, N] rows with an eligible key
-            mass = (a * keys[:, None].to(dt)).sum(-1)  # [B, H, N]
+            # the eligible (b, i, j) cells are few: gather them for every head and add up per (b, i)
+            bb, ii, jj = torch.nonzero(keys, as_tuple=True)
+            mass = a.new_zeros((b * n_max, a.shape[1]))
+            mass.index_add_(0, bb * n_max + ii, a[bb, :, ii, jj])
+            mass = mass.view(b, n_max, -1).transpose(1, 2)  # [B, H, N]
             sums.append((mass * has[:, None].to(dt)).sum(-1)[..., None])
             rows.append(has.to(dt).sum(-1)[:, None])
     else:

@@ -114,12 +114,14 @@ def check_patterns(batch: PatternBatch, names: Iterable[str] | None = None) -> N
     """
     a = batch.patterns
     names = list(names) if names is not None else [f"pattern {k}" for k in range(batch.size)]
-    bad_finite = ~torch.isfinite(a).flatten(1).all(1)
-    bad_negative = (a < 0).flatten(1).any(1)
-    upper = batch.square_mask & ~batch.causal_mask
-    upper_max = torch.where(upper, a.abs(), torch.zeros((), dtype=a.dtype, device=a.device))
-    bad_upper = upper_max.flatten(1).amax(1) > UPPER_TOL
-    row_err = torch.where(batch.row_mask, (a.sum(-1) - 1).abs(), torch.zeros((), dtype=a.dtype, device=a.device))
+    row_sums = a.sum(-1)  # [B, N]; NaN / inf anywhere in a row makes its sum non-finite
+    bad_finite = ~torch.isfinite(row_sums).all(1)
+    if bad_finite.any():  # confirm on the flagged patterns: a sum can also overflow
+        bad_finite[bad_finite.clone()] = ~torch.isfinite(a[bad_finite]).flatten(1).all(1)
+    bad_negative = a.flatten(1).amin(1) < 0
+    bad_upper = torch.triu(a, diagonal=1).flatten(1).amax(1) > UPPER_TOL  # entries are >= 0 by now
+    zero = torch.zeros((), dtype=a.dtype, device=a.device)
+    row_err = torch.where(batch.row_mask, (row_sums - 1).abs(), zero)
     bad_rows = row_err.amax(1) > ROW_SUM_TOL
     for flags, why in (
         (bad_finite, "contains NaN or infinite values"),

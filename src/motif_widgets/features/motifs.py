@@ -64,13 +64,22 @@ def query_rows(batch: PatternBatch) -> torch.Tensor:
 
 
 def offset_layout(batch: PatternBatch) -> torch.Tensor:
-    """[B, N, N]: D[b, i, d] = A[b, i, i - d] for 0 <= d <= i < n_b, else 0."""
-    i = batch.positions[None, :, None]
-    d = batch.positions[None, None, :]
-    src = (i - d).clamp(min=0).expand(batch.size, -1, -1)
-    keep = (d <= i) & batch.row_mask[:, :, None]
+    """[B, N, N]: D[b, i, d] = A[b, i, i - d] for 0 <= d <= i, else 0 (padded rows stay 0).
+
+    A strided view of one [B, N, 2N] buffer Q = [A flipped left-right | 0]: since
+    Q[i, k] = A[i, N - 1 - k], D[i, d] = Q[i, N - 1 - i + d], i.e. row stride 2N - 1.
+    Offsets beyond the row (d > i) land in the zero half, so no gather and no mask.
+    """
     a = batch.patterns
-    return torch.where(keep, a.gather(2, src), torch.zeros((), dtype=a.dtype, device=a.device))
+    b, n, _ = a.shape
+    q = a.new_zeros((b, n, 2 * n))
+    q[:, :, :n] = a.flip(-1)
+    return q.as_strided((b, n, n), (2 * n * n, 2 * n - 1, 1), n - 1)
+
+
+def _row_vector_product(weights: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """[B, K] = sum_i weights[b, i] * rows[b, i, :] for weights [B, N], rows [B, N, K] (one bmm)."""
+    return torch.bmm(weights[:, None, :], rows)[:, 0]
 
 
 def mean_row_cosine(rows: torch.Tensor, used: torch.Tensor) -> torch.Tensor:
@@ -82,15 +91,19 @@ def mean_row_cosine(rows: torch.Tensor, used: torch.Tensor) -> torch.Tensor:
         [B] in [0, 1] for non-negative rows. O(N K) via |sum of unit rows|^2.
     """
     norms = torch.linalg.vector_norm(rows, dim=-1).clamp(min=torch.finfo(rows.dtype).tiny)
-    unit = rows / norms[..., None] * used[..., None]
+    unit_sum = _row_vector_product(used.to(rows.dtype) / norms, rows)
     r = used.sum(1).to(rows.dtype)
-    total = (unit.sum(1) ** 2).sum(-1)
+    total = (unit_sum**2).sum(-1)
     mean = (total - r) / (r * (r - 1)).clamp(min=1)
     return torch.where(r > 1, mean.clamp(0.0, 1.0), torch.ones_like(mean))
 
 
 def motif_features(batch: PatternBatch) -> torch.Tensor:
     """The 16 motif features of every pattern.
+
+    A handful of passes over [B, N, N]: the offset layout (a strided copy), row sums
+    weighted by the query-row mask as batched matrix products, one xlogy for the entropy
+    and one max; everything else works on [B, N] vectors.
 
     Args:
         batch: B patterns padded to [B, N, N].
@@ -106,29 +119,28 @@ def motif_features(batch: PatternBatch) -> torch.Tensor:
     n_rows = rows_f.sum(1)
 
     def row_mean(v: torch.Tensor) -> torch.Tensor:  # [B, N] -> [B], mean over used rows
-        return (torch.where(rows, v, zero)).sum(1) / n_rows
+        return (rows_f * v).sum(1) / n_rows
 
-    i = batch.positions.to(dt)[None, :]
-    sink = a[:, :, 0]
-    offs = offset_layout(batch)  # [B, N, d]
-    d = batch.positions[None, None, :]
-    not_sink = d < batch.positions[None, :, None]  # key j = i - d >= 1
-    offs_ns = torch.where(not_sink, offs, zero)
-    mass_by_offset = (offs_ns * rows_f[:, :, None]).sum(1) / n_rows[:, None]  # [B, d]
+    pos = batch.positions.to(dt)
+    i = pos[None, :]
+    sink = a[:, :, 0]  # [B, N]
     sink_mass = row_mean(sink)
+    offs = offset_layout(batch)  # [B, N, d]
+    # in the offset layout the sink (key 0) of row i sits at d = i: take it back out
+    mass_by_offset = (_row_vector_product(rows_f, offs) - rows_f * sink) / n_rows[:, None]  # [B, d]
     mass_by_offset = mass_by_offset / (1 - sink_mass + SINK_SMOOTHING)[:, None]  # shares of the non-sink attention
     near = mass_by_offset[:, NEAR_OFFSETS[0] : NEAR_OFFSETS[1] + 1].sum(1)
     far = mass_by_offset[:, NEAR_OFFSETS[1] + 1 :].sum(1)
 
-    plogp = torch.where(a > 0, a * torch.log(torch.where(a > 0, a, 1.0)), zero)
-    row_entropy = -plogp.sum(-1) / torch.log(i + 1).clamp(min=torch.finfo(dt).tiny)
+    row_entropy = -torch.xlogy(a, a).sum(-1) / torch.log(i + 1).clamp(min=torch.finfo(dt).tiny)
     row_entropy = torch.where(i >= 1, row_entropy, zero)  # one visible key: no spread
 
-    expected_dist = (offs * batch.positions.to(dt)[None, None, :]).sum(-1)  # [B, N] tokens
+    causal = torch.tril(a)  # the offset features see only j <= i; so does the distance
+    expected_dist = i * causal.sum(-1) - causal @ pos  # [B, N] tokens: sum_j A_ij (i - j)
     rel_dist = torch.where(i >= 1, expected_dist / i.clamp(min=1), zero)
 
-    col_mass = (a * rows_f[:, :, None]).sum(1) / n_rows[:, None]  # [B, N], sums to 1
-    col_h = -torch.where(col_mass > 0, col_mass * torch.log(torch.where(col_mass > 0, col_mass, 1.0)), zero).sum(1)
+    col_mass = _row_vector_product(rows_f, a) / n_rows[:, None]  # [B, N], sums to 1
+    col_h = -torch.xlogy(col_mass, col_mass).sum(1)
     key_spread = torch.exp(col_h) / n
     ranked = sort_rows(-torch.where(batch.row_mask, col_mass, zero)[:, 1:]).neg()  # descending
     n_top = torch.ceil(BAR_FRACTION * (batch.lengths - 1).to(dt)).long()
@@ -136,8 +148,8 @@ def motif_features(batch: PatternBatch) -> torch.Tensor:
     bar_mass = top_cum.gather(1, n_top[:, None])[:, 0]
 
     # strongest stripe: offsets d in [2, (n-1)//2], averaged over the n-1-d rows that reach it
-    col_sums = offs_ns.sum(1)  # [B, d] (rows i >= d+1 only, since the sink is excluded)
-    reach = (n[:, None] - 1 - batch.positions.to(dt)[None, :]).clamp(min=1)
+    col_sums = offs.sum(1) - sink  # [B, d], all rows, the sink excluded
+    reach = (n[:, None] - 1 - pos[None, :]).clamp(min=1)
     dd = batch.positions[None, :]
     eligible = (dd >= 2) & (dd <= (batch.lengths[:, None] - 1) // 2)
     stripe = torch.where(eligible, col_sums / reach, zero).amax(1)
