@@ -11,6 +11,7 @@ Each memory point runs in a fresh subprocess (ru_maxrss is a high-water mark).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import resource
 import subprocess
@@ -27,6 +28,24 @@ PILE = REPO.parent / "shared" / "data" / "pile_100.jsonl"
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def proc_status_mb(field: str) -> float:
+    """VmRSS (now) or VmHWM (peak since the last reset) of this process, in MB (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def reset_peak_rss() -> bool:
+    """Restart the peak-RSS mark (Linux: write 5 to /proc/self/clear_refs), so that the
+    atlas's own peak is not hidden under the model load's."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
 
 
 def load(device: str):
@@ -71,9 +90,17 @@ def full_atlas(model, prompts, extra=()):
 def rss_child(n: int, path: Path, device: str) -> None:
     model = load(device)
     prompts = prompts_for(path, n)
-    after_load = peak_rss_mb()
-    full_atlas(model, prompts)
-    print(json.dumps({"n": n, "after_load_mb": after_load, "peak_mb": peak_rss_mb()}))
+    gc.collect()
+    load_peak = peak_rss_mb()
+    if reset_peak_rss():
+        after_load = proc_status_mb("VmRSS")
+        full_atlas(model, prompts)
+        peak = proc_status_mb("VmHWM")
+    else:  # no way to reset the mark: the peak may be the model load's
+        after_load = load_peak
+        full_atlas(model, prompts)
+        peak = peak_rss_mb()
+    print(json.dumps({"n": n, "load_peak_mb": load_peak, "after_load_mb": after_load, "peak_mb": peak}))
 
 
 def main() -> None:
@@ -109,8 +136,9 @@ def main() -> None:
             capture_output=True, text=True, check=True,
         )
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"  {n:3d} prompts: after model load {r['after_load_mb']:7.0f} MB, peak {r['peak_mb']:7.0f} MB "
-              f"(+{r['peak_mb'] - r['after_load_mb']:.0f} MB for the atlas)")
+        print(f"  {n:3d} prompts: model load peak {r['load_peak_mb']:6.0f} MB; resident after load "
+              f"{r['after_load_mb']:6.0f} MB; peak while building the atlas {r['peak_mb']:6.0f} MB "
+              f"(+{r['peak_mb'] - r['after_load_mb']:.0f} MB)")
 
 
 if __name__ == "__main__":
