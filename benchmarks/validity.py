@@ -47,11 +47,13 @@ def toy_prompts(n_probes: int = 12, n_random: int = 24, seed: int = 0) -> list:
 def cached_atlas(name: str, prompts, out: Path, recompute: bool) -> Atlas:
     path = out / name
     if path.exists() and not recompute:
-        atlas = Atlas.load(path)
-        if atlas.prompt_ids == [p.id for p in prompts]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an outdated cache is recomputed below
+            atlas = Atlas.load(path)
+        if atlas.prompt_ids == [p.id for p in prompts] and not atlas.outdated_feature_sets():
             print(f"[{name}] loaded cached atlas {path}")
             return atlas
-        print(f"[{name}] cached atlas has other prompts: recomputing")
+        print(f"[{name}] cached atlas has other prompts or older feature definitions: recomputing")
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*were truncated")  # Pile documents exceed 128 tokens

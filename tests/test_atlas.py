@@ -74,6 +74,25 @@ def test_paper_feature_set_and_other_metric(toy_atlas):
         toy_atlas.configure(metric="cosine").distances
 
 
+def test_saved_atlases_know_the_feature_definitions_they_were_computed_with(toy_atlas, tmp_path):
+    import json
+
+    assert toy_atlas.data.feature_revisions == {"motifs": get_feature_set("motifs").revision, "paper": "1"}
+    assert toy_atlas.outdated_feature_sets() == []
+    path = toy_atlas.save(tmp_path / "a")
+    doc = json.loads((path / "atlas.json").read_text())
+    doc["feature_revisions"]["motifs"] = "0"  # as if saved by an older version
+    (path / "atlas.json").write_text(json.dumps(doc))
+    with pytest.warns(UserWarning, match=r"\['motifs'\] were computed under older definitions"):
+        old = Atlas.load(path)
+    assert old.outdated_feature_sets() == ["motifs"]
+    twin = toy_atlas.save(tmp_path / "b") / "atlas.json"
+    twin.write_text(twin.read_text().replace("toy-induction", "twin"))  # the same model under another name
+    assert Atlas.merge([Atlas.load(path.parent / "b"), toy_atlas]).outdated_feature_sets() == []
+    with pytest.raises(ValueError, match="different definitions"):
+        Atlas.merge([old, Atlas.load(path.parent / "b")])
+
+
 def test_feature_set_weights_reach_the_embedding(toy_atlas):
     from motif_widgets.features.motifs import MOTIF_FEATURE_WEIGHTS
 

@@ -10,6 +10,7 @@ Heads are named ``model:L{layer}H{head}``.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -92,6 +93,7 @@ class AtlasData:
     thumbnails: np.ndarray
     thumbnail_prompts: np.ndarray
     meta: dict = field(default_factory=dict)
+    feature_revisions: dict[str, str] = field(default_factory=dict)
 
 
 def _heads_frame(model: str, n_layers: int, n_heads: int) -> pd.DataFrame:
@@ -121,6 +123,7 @@ def _from_collected(c: Collected, meta: dict) -> AtlasData:
         thumbnails=c.thumbnails,
         thumbnail_prompts=c.thumbnail_prompts,
         meta=meta,
+        feature_revisions=dict(c.feature_revisions),
     )
 
 
@@ -261,6 +264,13 @@ class Atlas:
                 missing, extra = sorted(set(ids) - set(other)), sorted(set(other) - set(ids))
                 raise ValueError(f"atlases have different prompts (missing {missing[:3]}, extra {extra[:3]})")
         sets = [s for s in first.features if all(s in a.data.features for a in atlases)]
+        for s in sets:
+            revisions = {a.data.feature_revisions.get(s, "1") for a in atlases}
+            if len(revisions) > 1:
+                raise ValueError(
+                    f"the atlases computed feature set {s!r} under different definitions (revisions "
+                    f"{sorted(revisions)}); recompute the older ones"
+                )
         if atlases[0].config.feature_set not in sets:
             raise ValueError(f"feature set {atlases[0].config.feature_set!r} is missing from some atlases")
         thumb_ids = [ids[k] for k in first.thumbnail_prompts]
@@ -296,6 +306,7 @@ class Atlas:
             thumbnails=np.concatenate([thumbs(a) for a in atlases]),
             thumbnail_prompts=np.array([ids.index(t) for t in thumb_ids], dtype=np.int64),
             meta={"merged": [a.data.meta for a in atlases]},
+            feature_revisions={s: first.feature_revisions.get(s, "1") for s in sets},
         )
         return cls(data, atlases[0].config)
 
@@ -576,6 +587,7 @@ class Atlas:
                 for n, m in d.models.items()
             },
             "feature_names": {k: list(v) for k, v in d.feature_names.items()},
+            "feature_revisions": d.feature_revisions,
             "thumbnail_prompts": d.thumbnail_prompts.tolist(),
         }
         (path / "atlas.json").write_text(json.dumps(doc), encoding="utf-8")
@@ -615,8 +627,26 @@ class Atlas:
             thumbnails=arrays["thumbnails"],
             thumbnail_prompts=np.array(doc["thumbnail_prompts"], dtype=np.int64),
             meta=doc["meta"],
+            # atlases saved before revisions were recorded hold revision 1 of every set
+            feature_revisions={k: str(doc.get("feature_revisions", {}).get(k, "1")) for k in doc["feature_names"]},
         )
-        return cls(data, AtlasConfig(**doc["config"]))
+        atlas = cls(data, AtlasConfig(**doc["config"]))
+        outdated = atlas.outdated_feature_sets()
+        if outdated:
+            warnings.warn(
+                f"{path}: feature sets {outdated} were computed under older definitions than this version of "
+                "motif-widgets computes; recompute the atlas before comparing it with new ones",
+                stacklevel=2,
+            )
+        return atlas
+
+    def outdated_feature_sets(self) -> list[str]:
+        """Collected feature sets whose registered definition has changed since (FeatureSet.revision)."""
+        registered = _registered()
+        return [
+            name for name, rev in self.data.feature_revisions.items()
+            if name in registered and get_feature_set(name).revision != rev
+        ]
 
 
 def _feature_set_list(first: str, extra: Sequence[str]) -> list[str]:

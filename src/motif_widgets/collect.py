@@ -38,6 +38,7 @@ class Collected:
         thumbnails: [n_heads_total, T, K, K] float16 pattern corners, K = thumbnail size.
         thumbnail_prompts: [T] prompt indices the thumbnails show.
         lengths: [P] tokens per prompt (BOS included); token_ids / token_strs per prompt.
+        feature_revisions: feature set name -> FeatureSet.revision it was computed with.
     """
 
     model_name: str
@@ -55,6 +56,7 @@ class Collected:
     thumbnails: np.ndarray
     thumbnail_prompts: np.ndarray
     feature_names: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    feature_revisions: dict[str, str] = field(default_factory=dict)
 
 
 class Collector:
@@ -141,6 +143,7 @@ class Collector:
             thumbnails=self.thumbnails,
             thumbnail_prompts=self.thumbnail_prompts,
             feature_names={fs.name: fs.feature_names for fs in self.sets},
+            feature_revisions={fs.name: fs.revision for fs in self.sets},
         )
 
 

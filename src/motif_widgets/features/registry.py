@@ -36,6 +36,9 @@ class FeatureSet:
             then treats a NaN as an error instead of dropping the column, as the paper did).
         weights: embedding weight of each feature (its z-score is multiplied by it before
             PCA, so it counts that much in head distances); features not named weigh 1.
+        revision: the version of the set's definitions; saved with every atlas, so an atlas
+            computed under other definitions is recognised (Atlas.outdated_feature_sets).
+            Bump it whenever a feature's values change.
     """
 
     name: str
@@ -44,6 +47,7 @@ class FeatureSet:
     _blocks: list[tuple[tuple[str, ...], BlockFn]] = field(default_factory=list)
     docs: dict[str, str] = field(default_factory=dict)
     weights: dict[str, float] = field(default_factory=dict)
+    revision: str = "1"
 
     def add_block(
         self, names: Sequence[str], fn: BlockFn, docs: dict[str, str] | None = None, weights: dict[str, float] | None = None
@@ -133,7 +137,8 @@ def available_feature_sets() -> dict[str, str]:
 
 
 register_feature_set(
-    FeatureSet("motifs", "our bounded, NaN-free, length-robust motif features (default)").add_block(
+    # revision 2: offset features became shares of the non-sink attention (and embedding weights)
+    FeatureSet("motifs", "our bounded, NaN-free, length-robust motif features (default)", revision="2").add_block(
         tuple(MOTIF_FEATURE_DOCS), motif_features, MOTIF_FEATURE_DOCS, MOTIF_FEATURE_WEIGHTS
     )
 )
