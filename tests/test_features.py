@@ -75,21 +75,30 @@ def test_paper_histograms_match_numpy_counts_at_large_n():
         assert_features_close(row[28:], plain[28:], rtol=2e-3, names=PAPER_FEATURE_NAMES[28:])
 
 
-def test_log_bin_counts_follow_numpy_histogram_rules():
+@pytest.mark.parametrize("kernel", ["numba", "torch"])  # the CPU kernel and the one CUDA uses
+def test_log_bin_counts_follow_numpy_histogram_rules(kernel):
     edges = LOG_BIN_EDGES.astype(np.float64)
     values = np.concatenate(
         [edges, np.nextafter(edges, -1), np.nextafter(edges, 2), [-1.0, -1e-300, -0.0, 0.0, 1.0, 1.5, 2.0, np.inf, np.nan]]
     )
-    got = log_bin_counts(torch.as_tensor(values + 0.0)[None])[0].numpy()  # callers turn -0.0 into +0.0
+    got = log_bin_counts(torch.as_tensor(values + 0.0)[None], kernel=kernel)[0].numpy()  # callers turn -0.0 into +0.0
     want = np.histogram(values[~np.isnan(values)], bins=LOG_BIN_EDGES)[0]
     assert np.array_equal(got, want)
     rng = np.random.default_rng(0)
     many = rng.random((3, 5000)) ** 4 * 1.1 - 0.01
-    got = log_bin_counts(torch.as_tensor(many)).numpy()
+    got = log_bin_counts(torch.as_tensor(many), kernel=kernel).numpy()
     for row_got, row in zip(got, many):
         assert np.array_equal(row_got, np.histogram(row, bins=LOG_BIN_EDGES)[0])
     dens = histogram_densities_plain(many[0])
     assert np.allclose(dens, np.histogram(many[0], bins=LOG_BIN_EDGES, density=True)[0])
+
+
+def test_binning_kernels_agree_and_check_their_arguments():
+    rng = np.random.default_rng(1)
+    values = torch.as_tensor(rng.random((12, 4096)) ** 6 * 1.05)
+    assert torch.equal(log_bin_counts(values, kernel="numba"), log_bin_counts(values, kernel="torch"))
+    with pytest.raises(ValueError, match="kernel must be"):
+        log_bin_counts(values, kernel="fast")
 
 
 def test_negative_zero_entries_count_as_zero():

@@ -3,7 +3,8 @@
 Patterns of one length n are processed in chunks small enough to stay in cache: the
 six products go into one reused buffer and are binned right away. Skewing is a strided
 view (no gather), and binning uses a lookup table on the top bits of each float64
-(exact: cells that contain a bin edge are resolved by one comparison with the edge).
+(exact: cells that contain a bin edge are resolved by one comparison with the edge),
+applied by torch ops on CUDA and by a one-pass numba kernel on the CPU (_cpu_binning).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ LOG_BIN_EDGES = np.concatenate([[0.0], np.logspace(-3, 0, 32)]).astype(np.float3
 N_BINS = len(LOG_BIN_EDGES) - 1
 MATRIX_NAMES = ("gram.row", "gram.col", "gram.skew", "log.gram.row", "log.gram.col", "log.gram.skew")
 
-#: A chunk's six products hold about this many float64 cells (~2 MB, an L2 cache).
-CHUNK_CELLS = 1 << 18
+#: A chunk's six products hold about this many float64 cells (~8 MB; measured best on the CPU
+#: once binning became one pass: smaller chunks pay more Python overhead per chunk).
+CHUNK_CELLS = 1 << 20
 
 _SHIFT = 46  # cell = top 18 bits of the float64 (sign, exponent, 6 mantissa bits)
 _CELLS = 1 << 18
@@ -74,13 +76,14 @@ class _BinWorkspace:
         self.ones = torch.ones((1, 1), dtype=torch.int64, device=device).expand(r, m)
 
 
-def log_bin_counts(values: torch.Tensor, workspace: _BinWorkspace | None = None) -> torch.Tensor:
+def log_bin_counts(values: torch.Tensor, workspace: _BinWorkspace | None = None, kernel: str = "auto") -> torch.Tensor:
     """Counts of each row's entries in the 32 log bins (numpy.histogram rules: bin k is
     [e_k, e_k+1), the last bin is closed, entries outside [0, 1] are dropped).
 
     Args:
         values: [R, M] float64 (-0.0 must already be +0.0; it would be dropped).
         workspace: buffers from a previous call with the same shape (optional).
+        kernel: "auto" (numba on the CPU, torch ops elsewhere), "numba" or "torch".
     Returns:
         [R, 32] int64 counts (a view into the workspace when one is given).
     """
@@ -89,14 +92,44 @@ def log_bin_counts(values: torch.Tensor, workspace: _BinWorkspace | None = None)
         *values.shape, values.device
     )
     bits = values.view(torch.int64)
-    torch.sub(bits.view(-1), 1, out=ws.cell)
-    ws.cell.bitwise_right_shift_(_SHIFT).bitwise_and_(_CELLS - 1)
-    torch.index_select(_bin_codes(values.device), 0, ws.cell, out=ws.codes.view(-1))
-    torch.bitwise_or(bits, 63, out=ws.bits)
-    torch.ge(ws.bits, ws.codes, out=ws.above)
-    ws.codes.bitwise_and_(63).add_(ws.above)
-    ws.counts.zero_().scatter_add_(1, ws.codes, ws.ones)
+    codes = _bin_codes(values.device)
+    if kernel == "auto":
+        kernel = "numba" if values.device.type == "cpu" else "torch"
+    if kernel == "numba":
+        if values.device.type != "cpu":
+            raise ValueError(f"the numba binning kernel runs on the CPU; values are on {values.device}")
+        from ._cpu_binning import bin_rows
+
+        bin_rows(bits.numpy(), codes.numpy(), ws.counts.numpy())
+    elif kernel == "torch":
+        torch.sub(bits.view(-1), 1, out=ws.cell)
+        ws.cell.bitwise_right_shift_(_SHIFT).bitwise_and_(_CELLS - 1)
+        torch.index_select(codes, 0, ws.cell, out=ws.codes.view(-1))
+        torch.bitwise_or(bits, 63, out=ws.bits)
+        torch.ge(ws.bits, ws.codes, out=ws.above)
+        ws.codes.bitwise_and_(63).add_(ws.above)
+        ws.counts.zero_().scatter_add_(1, ws.codes, ws.ones)
+    else:
+        raise ValueError(f"kernel must be 'auto', 'numba' or 'torch', got {kernel!r}")
     return ws.counts[:, 1 : N_BINS + 1]
+
+
+def cosine_log_bin_counts(grams: torch.Tensor) -> torch.Tensor:
+    """log_bin_counts of the cosine matrices of gram matrices, G_ij / (|x_i| |x_j| + 1e-10)
+    with |x_i| = sqrt(G_ii), computed inside the CPU kernel (no extra passes over memory).
+
+    Args:
+        grams: [R, n, n] float64 on the CPU.
+    Returns:
+        [R, 32] int64 counts.
+    """
+    if grams.device.type != "cpu":
+        raise ValueError(f"cosine_log_bin_counts runs on the CPU; grams are on {grams.device}")
+    from ._cpu_binning import bin_cosine_rows
+
+    counts = torch.empty((grams.shape[0], N_BINS + 3), dtype=torch.int64)
+    bin_cosine_rows(grams.contiguous().numpy(), _bin_codes(grams.device).numpy(), counts.numpy())
+    return counts[:, 1 : N_BINS + 1]
 
 
 def log_bin_densities(counts: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -134,7 +167,8 @@ def paper_matrix_counts(a: torch.Tensor) -> torch.Tensor:
     grams = torch.empty((6, step, n, n), dtype=dt, device=dev)
     scale = torch.empty((step, n, n), dtype=dt, device=dev)
     eps = torch.full((), 1e-10, dtype=dt, device=dev)
-    bins = _BinWorkspace(6 * step, n * n, dev)
+    on_cpu = dev.type == "cpu"  # CPU: the numba kernels bin (and take the cosines) in one pass
+    bins = _BinWorkspace((3 if on_cpu else 6) * step, n * n, dev)
     counts = torch.empty((6, b, N_BINS), dtype=torch.int64, device=dev)
     for s in range(0, b, step):
         c = min(step, b - s)
@@ -151,10 +185,14 @@ def paper_matrix_counts(a: torch.Tensor) -> torch.Tensor:
         torch.bmm(lg, lg.mT, out=g[3])
         torch.bmm(lg.mT, lg, out=g[4])
         torch.bmm(sl, sl.mT, out=g[5])
+        ws = bins if c == step else None
+        if on_cpu:
+            counts[:3, s : s + c] = log_bin_counts(g[:3].reshape(3 * c, n * n), ws).view(3, c, N_BINS)
+            counts[3:, s : s + c] = cosine_log_bin_counts(g[3:].reshape(3 * c, n, n)).view(3, c, N_BINS)
+            continue
         for k in (3, 4, 5):  # cosines: the norms are the square roots of the gram diagonal
             norms = torch.diagonal(g[k], dim1=1, dim2=2).sqrt()
             torch.baddbmm(eps, norms[:, :, None], norms[:, None, :], out=sc)
             g[k].div_(sc).add_(0.0)  # + 0.0 turns a -0.0 into +0.0 (numpy bins it as 0)
-        ws = bins if c == step else None
         counts[:, s : s + c] = log_bin_counts(g.reshape(6 * c, n * n), ws).view(6, c, N_BINS)
     return counts
