@@ -14,7 +14,7 @@ import torch
 from conftest import PATTERN_KINDS, causal_pattern
 from motif_widgets import FeatureSet, compute_features, get_feature_set, register_feature_set
 from motif_widgets.features import MOTIF_FEATURE_NAMES, PAPER_FEATURE_NAMES, pad_patterns, paper_features
-from motif_widgets.features.matrices import LOG_BIN_EDGES, log_bin_counts
+from motif_widgets.features.matrices import LOG_BIN_EDGES, log_bin_counts, symmetric_log_bin_counts
 from motif_widgets.features.motifs import SINK_SMOOTHING
 from motif_widgets.features.plain import histogram_densities_plain, paper_features_plain
 
@@ -99,6 +99,18 @@ def test_binning_kernels_agree_and_check_their_arguments():
     assert torch.equal(log_bin_counts(values, kernel="numba"), log_bin_counts(values, kernel="torch"))
     with pytest.raises(ValueError, match="kernel must be"):
         log_bin_counts(values, kernel="fast")
+
+
+def test_symmetric_kernels_equal_full_binning_of_symmetric_grams():
+    rng = np.random.default_rng(2)
+    x = torch.as_tensor(rng.random((5, 40, 40)) ** 3)
+    grams = torch.tril(x @ x.mT)
+    grams = grams + torch.tril(grams, -1).mT  # exactly symmetric, as numpy's A @ A.T
+    want = log_bin_counts(grams.reshape(5, -1), kernel="torch")
+    assert torch.equal(symmetric_log_bin_counts(grams), want)
+    norms = torch.diagonal(grams, dim1=1, dim2=2).sqrt()
+    cosines = grams / (norms[:, :, None] * norms[:, None, :] + 1e-10) + 0.0
+    assert torch.equal(symmetric_log_bin_counts(grams, cosine=True), log_bin_counts(cosines.reshape(5, -1), kernel="torch"))
 
 
 def test_negative_zero_entries_count_as_zero():

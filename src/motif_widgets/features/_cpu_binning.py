@@ -1,7 +1,9 @@
-"""The CPU kernel of log_bin_counts: one pass per value, compiled by numba (a dependency of
-umap-learn, so always present). Same lookup table and compare as the torch path in
-matrices.py, so the counts are identical; about 7x faster on the CPU than the torch ops
-(index_select + scatter_add), which stay in use on CUDA.
+"""The CPU kernels of the log-bin histograms: one pass per value, compiled by numba (a
+dependency of umap-learn, so always present). Same lookup table and compare as the torch
+path in matrices.py, so the counts are identical; about 7x faster on the CPU than the torch
+ops (index_select + scatter_add), which stay in use on CUDA. The six paper matrices are
+grams, hence symmetric: bin_symmetric reads one triangle (numpy's A @ A.T is computed by a
+symmetric rank-k update and is exactly symmetric too).
 """
 
 from __future__ import annotations
@@ -37,12 +39,13 @@ def bin_rows(bits: np.ndarray, codes: np.ndarray, counts: np.ndarray) -> None:  
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
-def bin_cosine_rows(grams: np.ndarray, codes: np.ndarray, counts: np.ndarray) -> None:  # pragma: no cover (compiled)
-    """Like bin_rows for the cosines of gram matrices, computed on the fly:
-    G[i, j] / (sqrt(G[i, i]) sqrt(G[j, j]) + 1e-10) + 0.0 (the + 0.0 turns -0.0 into +0.0).
+def bin_symmetric(grams: np.ndarray, codes: np.ndarray, counts: np.ndarray, cosine: bool) -> None:  # pragma: no cover
+    """bin_rows for symmetric gram matrices, reading only the lower triangle: an entry below the
+    diagonal counts twice (as G_ij and G_ji), one on it once. With cosine, the binned values are
+    G_ij / (sqrt(G_ii) sqrt(G_jj) + 1e-10) + 0.0 (the + 0.0 turns -0.0 into +0.0).
 
     Args:
-        grams: [R, n, n] float64 gram matrices; codes, counts as in bin_rows.
+        grams: [R, n, n] float64; codes, counts as in bin_rows.
     """
     rows, n, _ = grams.shape
     for r in numba.prange(rows):
@@ -50,17 +53,20 @@ def bin_cosine_rows(grams: np.ndarray, codes: np.ndarray, counts: np.ndarray) ->
         norms = np.empty(n, np.float64)
         for i in range(n):
             norms[i] = np.sqrt(grams[r, i, i])
-        cos = np.empty(n, np.float64)
-        bits = cos.view(np.int64)
+        values = np.empty(n, np.float64)
+        bits = values.view(np.int64)
         for i in range(n):
-            for j in range(n):
-                cos[j] = grams[r, i, j] / (norms[i] * norms[j] + 1e-10) + 0.0
-            for j in range(n):
+            for j in range(i + 1):
+                if cosine:
+                    values[j] = grams[r, i, j] / (norms[i] * norms[j] + 1e-10) + 0.0
+                else:
+                    values[j] = grams[r, i, j]
+            for j in range(i + 1):
                 b = bits[j]
                 code = codes[((b - 1) >> _SHIFT) & _CELL_MASK]
                 slot = code & 63
                 if (b | 63) >= code:
                     slot += 1
-                local[slot] += 1
+                local[slot] += 1 if j == i else 2
         for s in range(counts.shape[1]):
             counts[r, s] = local[s]

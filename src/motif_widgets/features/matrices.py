@@ -4,7 +4,8 @@ Patterns of one length n are processed in chunks small enough to stay in cache: 
 six products go into one reused buffer and are binned right away. Skewing is a strided
 view (no gather), and binning uses a lookup table on the top bits of each float64
 (exact: cells that contain a bin edge are resolved by one comparison with the edge),
-applied by torch ops on CUDA and by a one-pass numba kernel on the CPU (_cpu_binning).
+applied by torch ops on CUDA and by one-pass numba kernels on the CPU (_cpu_binning), which
+read one triangle of each (symmetric) gram and take the cosines on the fly.
 """
 
 from __future__ import annotations
@@ -114,21 +115,22 @@ def log_bin_counts(values: torch.Tensor, workspace: _BinWorkspace | None = None,
     return ws.counts[:, 1 : N_BINS + 1]
 
 
-def cosine_log_bin_counts(grams: torch.Tensor) -> torch.Tensor:
-    """log_bin_counts of the cosine matrices of gram matrices, G_ij / (|x_i| |x_j| + 1e-10)
-    with |x_i| = sqrt(G_ii), computed inside the CPU kernel (no extra passes over memory).
+def symmetric_log_bin_counts(grams: torch.Tensor, cosine: bool = False) -> torch.Tensor:
+    """log_bin_counts of symmetric gram matrices from their lower triangles (CPU kernel);
+    with cosine, of their cosine matrices G_ij / (sqrt(G_ii G_jj) + 1e-10), taken in the
+    kernel (no extra passes over memory).
 
     Args:
-        grams: [R, n, n] float64 on the CPU.
+        grams: [R, n, n] float64 on the CPU; only the lower triangle is read.
     Returns:
         [R, 32] int64 counts.
     """
     if grams.device.type != "cpu":
-        raise ValueError(f"cosine_log_bin_counts runs on the CPU; grams are on {grams.device}")
-    from ._cpu_binning import bin_cosine_rows
+        raise ValueError(f"symmetric_log_bin_counts runs on the CPU; grams are on {grams.device}")
+    from ._cpu_binning import bin_symmetric
 
     counts = torch.empty((grams.shape[0], N_BINS + 3), dtype=torch.int64)
-    bin_cosine_rows(grams.contiguous().numpy(), _bin_codes(grams.device).numpy(), counts.numpy())
+    bin_symmetric(grams.contiguous().numpy(), _bin_codes(grams.device).numpy(), counts.numpy(), cosine)
     return counts[:, 1 : N_BINS + 1]
 
 
@@ -168,7 +170,7 @@ def paper_matrix_counts(a: torch.Tensor) -> torch.Tensor:
     scale = torch.empty((step, n, n), dtype=dt, device=dev)
     eps = torch.full((), 1e-10, dtype=dt, device=dev)
     on_cpu = dev.type == "cpu"  # CPU: the numba kernels bin (and take the cosines) in one pass
-    bins = _BinWorkspace((3 if on_cpu else 6) * step, n * n, dev)
+    bins = None if on_cpu else _BinWorkspace(6 * step, n * n, dev)
     counts = torch.empty((6, b, N_BINS), dtype=torch.int64, device=dev)
     for s in range(0, b, step):
         c = min(step, b - s)
@@ -187,8 +189,8 @@ def paper_matrix_counts(a: torch.Tensor) -> torch.Tensor:
         torch.bmm(sl, sl.mT, out=g[5])
         ws = bins if c == step else None
         if on_cpu:
-            counts[:3, s : s + c] = log_bin_counts(g[:3].reshape(3 * c, n * n), ws).view(3, c, N_BINS)
-            counts[3:, s : s + c] = cosine_log_bin_counts(g[3:].reshape(3 * c, n, n)).view(3, c, N_BINS)
+            counts[:3, s : s + c] = symmetric_log_bin_counts(g[:3].reshape(3 * c, n, n)).view(3, c, N_BINS)
+            counts[3:, s : s + c] = symmetric_log_bin_counts(g[3:].reshape(3 * c, n, n), cosine=True).view(3, c, N_BINS)
             continue
         for k in (3, 4, 5):  # cosines: the norms are the square roots of the gram diagonal
             norms = torch.diagonal(g[k], dim1=1, dim2=2).sqrt()
