@@ -18,7 +18,17 @@ from .features import (  # noqa: E402
 from .models import available_models, load_hf_model, load_model  # noqa: E402
 from .prompts import Prompt, chunk_texts, default_prompts, load_jsonl, pile_prompts, repeated_token_probes  # noqa: E402
 from . import evaluate  # noqa: E402
-from .widgets import HeadExplorer, PatternCloud, PatternGrid, SimilarHeads, link_selection  # noqa: E402
+
+#: The notebook views, imported on first use (the compute core needs no widget libraries).
+_WIDGETS = ("HeadExplorer", "PatternCloud", "PatternGrid", "SimilarHeads", "link_selection")
+
+
+def __getattr__(name: str):
+    if name in _WIDGETS:
+        from . import widgets
+
+        return getattr(widgets, name)
+    raise AttributeError(f"module 'motif_widgets' has no attribute {name!r}")
 
 __all__ = [
     "Atlas", "AtlasConfig", "FeatureSet", "HeadExplorer", "PatternCloud", "PatternGrid", "SimilarHeads", "PatternEmbedding", "Prompt", "__version__", "available_feature_sets",
