@@ -23,6 +23,9 @@ MATRIX_NAMES = ("gram.row", "gram.col", "gram.skew", "log.gram.row", "log.gram.c
 #: A chunk's six products hold about this many float64 cells (~8 MB; measured best on the CPU
 #: once binning became one pass: smaller chunks pay more Python overhead per chunk).
 CHUNK_CELLS = 1 << 20
+#: On CUDA, chunks are as large as memory allows (about 40 bytes of buffers per cell, ~1.3 GB
+#: here): launches, not caches, are what costs there.
+CUDA_CHUNK_CELLS = 1 << 25
 
 _SHIFT = 46  # cell = top 18 bits of the float64 (sign, exponent, 6 mantissa bits)
 _CELLS = 1 << 18
@@ -163,7 +166,8 @@ def paper_matrix_counts(a: torch.Tensor) -> torch.Tensor:
     """
     b, n, _ = a.shape
     dt, dev = a.dtype, a.device
-    step = min(b, max(1, CHUNK_CELLS // (6 * n * n)))
+    cells = CUDA_CHUNK_CELLS if dev.type == "cuda" else CHUNK_CELLS
+    step = min(b, max(1, cells // (6 * n * n)))
     pad_a = torch.zeros((step, n, 2 * n), dtype=dt, device=dev)
     pad_l = torch.zeros((step, n, 2 * n), dtype=dt, device=dev)
     grams = torch.empty((6, step, n, n), dtype=dt, device=dev)
