@@ -15,6 +15,13 @@ _SHIFT = 46
 _CELL_MASK = (1 << 18) - 1
 
 
+@numba.njit(inline="always")
+def _slot(b: int, codes: np.ndarray) -> int:  # pragma: no cover (compiled)
+    """Slot of the float64 with bit pattern b (matrices._bin_codes: slot k + 1 is bin k)."""
+    code = codes[((b - 1) >> _SHIFT) & _CELL_MASK]
+    return (code & 63) + ((b | 63) >= code)
+
+
 @numba.njit(parallel=True, nogil=True, cache=True)
 def bin_rows(bits: np.ndarray, codes: np.ndarray, counts: np.ndarray) -> None:  # pragma: no cover (compiled)
     """counts[r, s] = number of values of row r in slot s (see matrices._bin_codes).
@@ -28,12 +35,7 @@ def bin_rows(bits: np.ndarray, codes: np.ndarray, counts: np.ndarray) -> None:  
     for r in numba.prange(rows):
         local = np.zeros(64, np.int64)
         for j in range(m):
-            b = bits[r, j]
-            code = codes[((b - 1) >> _SHIFT) & _CELL_MASK]
-            slot = code & 63
-            if (b | 63) >= code:
-                slot += 1
-            local[slot] += 1
+            local[_slot(bits[r, j], codes)] += 1
         for s in range(counts.shape[1]):
             counts[r, s] = local[s]
 
@@ -62,11 +64,6 @@ def bin_symmetric(grams: np.ndarray, codes: np.ndarray, counts: np.ndarray, cosi
                 else:
                     values[j] = grams[r, i, j]
             for j in range(i + 1):
-                b = bits[j]
-                code = codes[((b - 1) >> _SHIFT) & _CELL_MASK]
-                slot = code & 63
-                if (b | 63) >= code:
-                    slot += 1
-                local[slot] += 1 if j == i else 2
+                local[_slot(bits[j], codes)] += 1 if j == i else 2
         for s in range(counts.shape[1]):
             counts[r, s] = local[s]
