@@ -1,7 +1,7 @@
 """The paper's six derived matrices and their 32-bin log-spaced histograms.
 
-Patterns of one length n are processed in chunks small enough to stay in cache: the
-six products go into one reused buffer and are binned right away. Skewing is a strided
+Patterns of one length n are processed in chunks (sized for the CPU's caches, or as large as
+memory allows on CUDA): the six products go into one reused buffer and are binned right away. Skewing is a strided
 view (no gather), and binning uses a lookup table on the top bits of each float64
 (exact: cells that contain a bin edge are resolved by one comparison with the edge),
 applied by torch ops on CUDA and by one-pass numba kernels on the CPU (_cpu_binning), which
@@ -166,19 +166,19 @@ def paper_matrix_counts(a: torch.Tensor) -> torch.Tensor:
     """
     b, n, _ = a.shape
     dt, dev = a.dtype, a.device
-    cells = CUDA_CHUNK_CELLS if dev.type == "cuda" else CHUNK_CELLS
-    step = min(b, max(1, cells // (6 * n * n)))
+    on_cpu = dev.type == "cpu"  # CPU: numba kernels bin one triangle and take the cosines in one pass
+    step = min(b, max(1, (CHUNK_CELLS if on_cpu else CUDA_CHUNK_CELLS) // (6 * n * n)))
     pad_a = torch.zeros((step, n, 2 * n), dtype=dt, device=dev)
     pad_l = torch.zeros((step, n, 2 * n), dtype=dt, device=dev)
     grams = torch.empty((6, step, n, n), dtype=dt, device=dev)
-    scale = torch.empty((step, n, n), dtype=dt, device=dev)
-    eps = torch.full((), 1e-10, dtype=dt, device=dev)
-    on_cpu = dev.type == "cpu"  # CPU: the numba kernels bin (and take the cosines) in one pass
-    bins = None if on_cpu else _BinWorkspace(6 * step, n * n, dev)
+    if not on_cpu:  # buffers of the torch path: cosine scales and binning workspace
+        scale = torch.empty((step, n, n), dtype=dt, device=dev)
+        eps = torch.full((), 1e-10, dtype=dt, device=dev)
+        bins = _BinWorkspace(6 * step, n * n, dev)
     counts = torch.empty((6, b, N_BINS), dtype=torch.int64, device=dev)
     for s in range(0, b, step):
         c = min(step, b - s)
-        g, pa, pl, sc = grams[:, :c], pad_a[:c], pad_l[:c], scale[:c]
+        g, pa, pl = grams[:, :c], pad_a[:c], pad_l[:c]
         x = pa[:, :, n:]
         torch.add(a[s : s + c], 0.0, out=x)  # a copy without -0.0 entries: no gram entry is then -0.0
         lg = pl[:, :, n:]
@@ -191,14 +191,14 @@ def paper_matrix_counts(a: torch.Tensor) -> torch.Tensor:
         torch.bmm(lg, lg.mT, out=g[3])
         torch.bmm(lg.mT, lg, out=g[4])
         torch.bmm(sl, sl.mT, out=g[5])
-        ws = bins if c == step else None
         if on_cpu:
             counts[:3, s : s + c] = symmetric_log_bin_counts(g[:3].reshape(3 * c, n, n)).view(3, c, N_BINS)
             counts[3:, s : s + c] = symmetric_log_bin_counts(g[3:].reshape(3 * c, n, n), cosine=True).view(3, c, N_BINS)
-            continue
-        for k in (3, 4, 5):  # cosines: the norms are the square roots of the gram diagonal
-            norms = torch.diagonal(g[k], dim1=1, dim2=2).sqrt()
-            torch.baddbmm(eps, norms[:, :, None], norms[:, None, :], out=sc)
-            g[k].div_(sc).add_(0.0)  # + 0.0 turns a -0.0 into +0.0 (numpy bins it as 0)
-        counts[:, s : s + c] = log_bin_counts(g.reshape(6 * c, n * n), ws).view(6, c, N_BINS)
+        else:
+            for k in (3, 4, 5):  # cosines: the norms are the square roots of the gram diagonal
+                norms = torch.diagonal(g[k], dim1=1, dim2=2).sqrt()
+                torch.baddbmm(eps, norms[:, :, None], norms[:, None, :], out=scale[:c])
+                g[k].div_(scale[:c]).add_(0.0)  # + 0.0 turns a -0.0 into +0.0 (numpy bins it as 0)
+            ws = bins if c == step else None
+            counts[:, s : s + c] = log_bin_counts(g.reshape(6 * c, n * n), ws).view(6, c, N_BINS)
     return counts
