@@ -14,6 +14,15 @@ import pandas as pd
 from sklearn.decomposition import PCA
 
 
+def checked_weights(weights: dict[str, float] | None) -> dict[str, float]:
+    """Embedding weights {feature: w} as floats; ValueError unless each is finite and >= 0."""
+    weights = {k: float(w) for k, w in (weights or {}).items()}
+    bad = {k: w for k, w in weights.items() if not (np.isfinite(w) and w >= 0)}
+    if bad:
+        raise ValueError(f"feature weights must be finite and >= 0, got {bad}")
+    return weights
+
+
 class PatternEmbedding:
     """z-score + PCA of a feature table.
 
@@ -57,10 +66,7 @@ class PatternEmbedding:
         self.zero_variance = zero_variance
         self.variance_tol = variance_tol
         self.random_state = random_state
-        self.weights = dict(weights or {})
-        bad = {k: w for k, w in self.weights.items() if not (np.isfinite(w) and w >= 0)}
-        if bad:
-            raise ValueError(f"feature weights must be finite and >= 0, got {bad}")
+        self.weights = checked_weights(weights)
 
     def _as_array(self, x, names: Sequence[str] | None) -> tuple[np.ndarray, list[str]]:
         if isinstance(x, pd.DataFrame):

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..embed import checked_weights
 from .batch import PatternBatch, check_patterns, pad_patterns
 from .motifs import MOTIF_FEATURE_DOCS, MOTIF_FEATURE_WEIGHTS, motif_features
 from .paper import PAPER_DROPPED_92, PAPER_FEATURE_NAMES, paper_features
@@ -58,17 +59,14 @@ class FeatureSet:
         clash = set(names) & set(self.feature_names)
         if clash:
             raise ValueError(f"feature set {self.name!r} already has features {sorted(clash)}")
-        weights = dict(weights or {})
+        weights = checked_weights(weights)
         unknown = set(weights) - set(names)
         if unknown:
             raise ValueError(f"weights name features {sorted(unknown)} that the block does not compute")
-        bad = {k: w for k, w in weights.items() if not (np.isfinite(w) and w >= 0)}
-        if bad:
-            raise ValueError(f"feature weights must be finite and >= 0, got {bad}")
         self._blocks.append((names, fn))
         for n in names:
             self.docs[n] = (docs or {}).get(n, "")
-        self.weights.update({k: float(w) for k, w in weights.items()})
+        self.weights.update(weights)
         return self
 
     def add(
