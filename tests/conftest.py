@@ -14,6 +14,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+#: the reference fixtures, copied into the repository from ../shared/fixtures
+FIXTURES = REPO / "tests" / "fixtures"
 PATTERN_KINDS = ("softmax", "sharp", "sink", "bos", "one_hot", "uniform", "prev", "diag", "mixture")
 
 
@@ -48,10 +50,10 @@ def causal_pattern(rng: np.random.Generator, n: int, kind: str = "softmax") -> n
 
 @pytest.fixture(scope="session")
 def shared_fixtures() -> Path:
-    path = SHARED / "fixtures"
-    if not path.is_dir():
-        pytest.skip(f"shared fixtures not found at {path} (../shared beside the repository)")
-    return path
+    """The reference fixtures (tests/fixtures, a copy of ../shared/fixtures kept in the repository)."""
+    if not (FIXTURES / "expected.json").is_file():
+        pytest.fail(f"reference fixtures missing from {FIXTURES}")
+    return FIXTURES
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,7 @@
-"""The plain numpy/scipy paper features equal the reference outputs in ../shared/fixtures/.
+"""The plain numpy/scipy paper features equal the reference outputs in tests/fixtures/.
 
-The fixtures (41 patterns and the reference code's 94 features for each, float64 input) live
-outside the repository, beside it: /work/shared/fixtures for /work/main, and ../shared/fixtures
-for a clean clone in CI. The tests skip when that folder is missing.
+The fixtures (41 patterns and the reference code's 94 features for each, float64 input) are a
+copy of ../shared/fixtures kept in the repository, so a clean clone runs these tests.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures"
+FIXTURES = REPO / "tests" / "fixtures"
 
 try:
     from motif_widgets.features import plain
@@ -42,8 +41,7 @@ TORCH_LOGSPACE_BITS = [
 
 def _require_fixtures() -> None:
     if not FIXTURES.is_dir():
-        pytest.skip(f"shared fixtures not found at {FIXTURES} (expected ../shared/fixtures "
-                    "beside the repository)")
+        pytest.fail(f"reference fixtures missing from {FIXTURES}")
 
 
 _cache: dict[str, object] = {}
