@@ -37,8 +37,10 @@ def test_embedding_weights_scale_zscores_before_pca():
     assert np.allclose(gram(got), gram(want)) and np.allclose(emb.weights_, [1.0, 0.3, 1.0, 0.0])
     with pytest.raises(ValueError, match="not in the table"):
         PatternEmbedding(weights={"nope": 1.0}).fit(x)
-    with pytest.raises(ValueError, match="finite and >= 0"):
-        PatternEmbedding(weights={"a": -1.0})
+    bad = PatternEmbedding(weights={"a": -1.0})  # stored as given (scikit-learn contract) ...
+    assert bad.weights == {"a": -1.0}
+    with pytest.raises(ValueError, match="finite and >= 0"):  # ... and refused by fit
+        bad.fit(x)
 
 
 def test_embedding_column_policies():
@@ -61,7 +63,7 @@ def test_embedding_column_policies():
     with pytest.raises(ValueError, match="at least 2 rows"):
         PatternEmbedding().fit(df.iloc[:1])
     with pytest.raises(ValueError, match="nan_columns"):
-        PatternEmbedding(nan_columns="fill")
+        PatternEmbedding(nan_columns="fill").fit(df)
 
 
 def test_paired_distance_is_the_papers_equation_3():
@@ -111,3 +113,70 @@ def test_maps_and_clusters_validate_input():
         head_map(d, "mds")
     with pytest.raises(ValueError, match="unknown linkage"):
         cluster_heads(d, method="median")
+
+
+def test_embedding_follows_the_scikit_learn_estimator_contract():
+    from sklearn.base import clone
+
+    weights = {"b": 0.5}
+    emb = PatternEmbedding(n_components=2, nan_columns="drop", weights=weights)
+    params = emb.get_params()
+    assert params == {
+        "n_components": 2, "nan_columns": "drop", "zero_variance": "drop", "variance_tol": 1e-9,
+        "random_state": 0, "weights": {"b": 0.5},
+    }
+    assert params["weights"] is weights  # stored exactly as given, not converted
+    # __init__ does not validate: bad values are kept and refused by fit, naming the parameter
+    lazy = PatternEmbedding(n_components=0, zero_variance="sometimes", variance_tol=-1.0)
+    assert lazy.n_components == 0 and lazy.zero_variance == "sometimes"
+    rng = np.random.default_rng(5)
+    x = pd.DataFrame(rng.standard_normal((40, 3)), columns=["a", "b", "c"])
+    with pytest.raises(ValueError, match="n_components must be >= 1"):
+        lazy.fit(x)
+    with pytest.raises(ValueError, match="zero_variance must be one of"):
+        lazy.set_params(n_components=2).fit(x)
+    with pytest.raises(ValueError, match="variance_tol must be >= 0"):
+        lazy.set_params(zero_variance="drop").fit(x)
+    with pytest.raises(TypeError, match="n_components must be an integer"):
+        PatternEmbedding(n_components=2.5).fit(x)
+    # clone: an unfitted copy with equal parameters that fits to the same numbers
+    fitted = emb.fit(x)
+    twin = clone(fitted)
+    assert twin is not fitted and twin.get_params() == fitted.get_params() and not hasattr(twin, "components_")
+    assert np.allclose(twin.fit_transform(x), fitted.transform(x))
+    assert emb.set_params(n_components=3) is emb and emb.get_params()["n_components"] == 3
+    assert emb.fit(x).n_components_ == 3
+
+
+def test_embedding_refuses_weights_that_zero_every_feature():
+    rng = np.random.default_rng(6)
+    x = pd.DataFrame(rng.standard_normal((30, 2)) + [0, 2], columns=["a", "b"])
+    with pytest.raises(ValueError, match="every kept feature weight 0.*every distance would be 0"):
+        PatternEmbedding(weights={"a": 0.0, "b": 0.0}).fit(x)
+    # zero weight on the only column that survives the zero-variance drop counts too
+    x["c"] = 1.0
+    with pytest.raises(ValueError, match="every kept feature weight 0"):
+        PatternEmbedding(weights={"a": 0.0, "b": 0.0, "c": 1.0}).fit(x)
+    assert PatternEmbedding(weights={"a": 0.0}).fit(x).weights_.tolist() == [0.0, 1.0]
+    with pytest.raises(TypeError, match="weights must be a mapping"):
+        PatternEmbedding(weights=[1.0, 2.0]).fit(x)
+
+
+def test_checked_weights_lives_in_checks_and_the_registry_does_not_import_embed():
+    import subprocess
+    import sys
+
+    from motif_widgets import _checks, embed
+
+    assert embed.checked_weights is _checks.checked_weights
+    # the feature registry imports without the embedding layer: load the package without its
+    # __init__ (which imports everything) and make `import motif_widgets.embed` fail
+    code = (
+        "import sys, types, importlib.util as u; path = list(u.find_spec('motif_widgets').submodule_search_locations); "
+        "pkg = types.ModuleType('motif_widgets'); pkg.__path__ = path; "
+        "sys.modules['motif_widgets'] = pkg; sys.modules['motif_widgets.embed'] = None; "
+        "import motif_widgets.features.registry as r; print(r.checked_weights.__module__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-500:]
+    assert out.stdout.strip() == "motif_widgets._checks"

@@ -47,3 +47,20 @@ def check_choice(name: str, value, choices) -> str:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
     return value
+
+
+def checked_weights(weights: dict[str, float] | None, name: str = "feature weights") -> dict[str, float]:
+    """Embedding weights {feature: w} as floats; TypeError unless a mapping (or None),
+    ValueError unless each is finite and >= 0."""
+    if weights is None:
+        return {}
+    if not hasattr(weights, "items"):
+        raise TypeError(f"{name} must be a mapping {{feature: weight}} or None, got {type(weights).__name__}")
+    try:
+        weights = {k: float(w) for k, w in weights.items()}
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must map feature names to numbers, got {dict(weights)!r}") from None
+    bad = {k: w for k, w in weights.items() if not (np.isfinite(w) and w >= 0)}
+    if bad:
+        raise ValueError(f"{name} must be finite and >= 0, got {bad}")
+    return weights

@@ -11,20 +11,16 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.decomposition import PCA
 
-
-def checked_weights(weights: dict[str, float] | None) -> dict[str, float]:
-    """Embedding weights {feature: w} as floats; ValueError unless each is finite and >= 0."""
-    weights = {k: float(w) for k, w in (weights or {}).items()}
-    bad = {k: w for k, w in weights.items() if not (np.isfinite(w) and w >= 0)}
-    if bad:
-        raise ValueError(f"feature weights must be finite and >= 0, got {bad}")
-    return weights
+from ._checks import check_choice, check_float, check_int
+from ._checks import checked_weights as checked_weights  # kept here for callers of embed.checked_weights
 
 
-class PatternEmbedding:
-    """z-score + PCA of a feature table.
+class PatternEmbedding(TransformerMixin, BaseEstimator):
+    """z-score + PCA of a feature table, a scikit-learn estimator (get_params / set_params /
+    sklearn.base.clone work; parameters are stored as given and checked in `fit`).
 
     Args:
         n_components: number of principal components (16 as in the paper); capped at the
@@ -39,10 +35,12 @@ class PatternEmbedding:
         weights: optional embedding weight per feature ({name: w}, default 1): z-scores are
             multiplied by it before PCA, so a feature counts that much in distances. A
             feature set's own weights (FeatureSet.weights) are what Atlas passes here.
+            Weights must be finite and >= 0, and not all kept features may weigh 0.
 
     Attributes (after fit):
         feature_names_in_: all input columns. kept_features_: the columns used.
         dropped_features_: {column: reason}. mean_, scale_: z-score statistics (std ddof=1).
+        weights_: [n_kept] weight of each kept feature.
         components_: [n_components_, n_kept] loadings. explained_variance_ratio_: [n_components_].
     """
 
@@ -55,18 +53,22 @@ class PatternEmbedding:
         random_state: int = 0,
         weights: dict[str, float] | None = None,
     ):
-        if nan_columns not in ("error", "drop"):
-            raise ValueError(f"nan_columns must be 'error' or 'drop', got {nan_columns!r}")
-        if zero_variance not in ("drop", "keep", "error"):
-            raise ValueError(f"zero_variance must be 'drop', 'keep' or 'error', got {zero_variance!r}")
-        if n_components < 1:
-            raise ValueError(f"n_components must be >= 1, got {n_components}")
         self.n_components = n_components
         self.nan_columns = nan_columns
         self.zero_variance = zero_variance
         self.variance_tol = variance_tol
         self.random_state = random_state
-        self.weights = checked_weights(weights)
+        self.weights = weights
+
+    def _checked_params(self) -> dict:
+        """The parameters, checked (TypeError / ValueError naming the parameter)."""
+        return {
+            "n_components": check_int("n_components", self.n_components, minimum=1),
+            "nan_columns": check_choice("nan_columns", self.nan_columns, ("error", "drop")),
+            "zero_variance": check_choice("zero_variance", self.zero_variance, ("drop", "keep", "error")),
+            "variance_tol": check_float("variance_tol", self.variance_tol, minimum=0.0),
+            "weights": checked_weights(self.weights, "weights"),
+        }
 
     def _as_array(self, x, names: Sequence[str] | None) -> tuple[np.ndarray, list[str]]:
         if isinstance(x, pd.DataFrame):
@@ -78,6 +80,8 @@ class PatternEmbedding:
 
     def fit(self, x, feature_names: Sequence[str] | None = None) -> "PatternEmbedding":
         """Fit on a feature table x [rows, features] (DataFrame or array)."""
+        params = self._checked_params()
+        weights = params["weights"]
         arr, names = self._as_array(x, feature_names)
         if arr.shape[0] < 2:
             raise ValueError(f"need at least 2 rows to fit an embedding, got {arr.shape[0]}")
@@ -88,7 +92,7 @@ class PatternEmbedding:
         has_nan = np.isnan(arr).any(0)
         if has_nan.any():
             bad = [names[k] for k in np.nonzero(has_nan)[0]]
-            if self.nan_columns == "error":
+            if params["nan_columns"] == "error":
                 raise ValueError(
                     f"feature columns {bad[:5]}{' ...' if len(bad) > 5 else ''} contain NaN "
                     "(use nan_columns='drop' to drop such columns as the paper did)"
@@ -97,28 +101,35 @@ class PatternEmbedding:
         keep = ~has_nan
         finite = np.where(keep, arr, 0.0)  # NaN columns zeroed; they are dropped anyway
         mean, std = finite.mean(0), finite.std(0, ddof=1)
-        flat = keep & (std <= self.variance_tol * np.maximum(np.abs(mean), 1.0))
+        flat = keep & (std <= params["variance_tol"] * np.maximum(np.abs(mean), 1.0))
         if flat.any():
             bad = [names[k] for k in np.nonzero(flat)[0]]
-            if self.zero_variance == "error":
+            if params["zero_variance"] == "error":
                 raise ValueError(f"feature columns {bad[:5]} have zero variance")
-            if self.zero_variance == "drop":
+            if params["zero_variance"] == "drop":
                 dropped.update({b: "zero variance" for b in bad})
                 keep &= ~flat
         if not keep.any():
             raise ValueError("no feature column left after dropping NaN / zero-variance columns")
-        self.feature_names_in_ = names
-        self._keep = keep
-        self.kept_features_ = [n for n, k in zip(names, keep) if k]
-        self.dropped_features_ = dropped
-        self.mean_ = mean[keep]
-        unknown = set(self.weights) - set(names)
+        unknown = set(weights) - set(names)
         if unknown:
             raise ValueError(f"weights name features {sorted(unknown)[:5]} that are not in the table")
-        self.scale_ = np.where(std[keep] > 0, std[keep], 1.0) if self.zero_variance == "keep" else std[keep]
-        self.weights_ = np.array([self.weights.get(n, 1.0) for n in self.kept_features_])
+        kept = [n for n, k in zip(names, keep) if k]
+        weight_vector = np.array([weights.get(n, 1.0) for n in kept])
+        if not weight_vector.sum() > 0:
+            raise ValueError(
+                f"weights give every kept feature weight 0 ({len(kept)} features): every distance would be 0; "
+                "give at least one kept feature a positive weight"
+            )
+        self.feature_names_in_ = names
+        self._keep = keep
+        self.kept_features_ = kept
+        self.dropped_features_ = dropped
+        self.mean_ = mean[keep]
+        self.scale_ = np.where(std[keep] > 0, std[keep], 1.0) if params["zero_variance"] == "keep" else std[keep]
+        self.weights_ = weight_vector
         z = (arr[:, keep] - self.mean_) / self.scale_ * self.weights_
-        k = min(self.n_components, z.shape[1], z.shape[0])
+        k = min(params["n_components"], z.shape[1], z.shape[0])
         self._pca = PCA(n_components=k, random_state=self.random_state).fit(z)
         self.n_components_ = k
         self.components_ = self._pca.components_

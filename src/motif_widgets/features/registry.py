@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..embed import checked_weights
+from .._checks import checked_weights
 from .batch import PatternBatch, check_patterns, pad_patterns
 from .motifs import MOTIF_FEATURE_DOCS, MOTIF_FEATURE_WEIGHTS, motif_features
 from .paper import PAPER_DROPPED_92, PAPER_FEATURE_NAMES, paper_features
