@@ -70,24 +70,21 @@ def test_paper_feature_set_and_other_metric(toy_atlas):
     assert sw.similar_heads("L1H0", k=3)["induction"].min() > 0.7
     with pytest.raises(ValueError, match="was not collected"):
         toy_atlas.configure(feature_set="paper92")
-    with pytest.raises(ValueError, match="unknown metric"):
-        toy_atlas.configure(metric="cosine").distances
+    with pytest.raises(ValueError, match=r"metric must be one of \['paired', 'sliced_wasserstein'\], got 'cosine'"):
+        toy_atlas.configure(metric="cosine")  # refused before anything is computed
 
 
 def test_saved_atlases_know_the_feature_definitions_they_were_computed_with(toy_atlas, tmp_path):
-    import json
+    from dataclasses import replace
 
     assert toy_atlas.data.feature_revisions == {"motifs": get_feature_set("motifs").revision, "paper": "1"}
     assert toy_atlas.outdated_feature_sets() == []
-    path = toy_atlas.save(tmp_path / "a")
-    doc = json.loads((path / "atlas.json").read_text())
-    doc["feature_revisions"]["motifs"] = "0"  # as if saved by an older version
-    (path / "atlas.json").write_text(json.dumps(doc))
+    older = replace(toy_atlas.data, feature_revisions={"motifs": "0", "paper": "1"})  # as if computed by an older version
+    path = Atlas(older).save(tmp_path / "a")
     with pytest.warns(UserWarning, match=r"\['motifs'\] were computed under older definitions"):
         old = Atlas.load(path)
     assert old.outdated_feature_sets() == ["motifs"]
-    twin = toy_atlas.save(tmp_path / "b") / "atlas.json"
-    twin.write_text(twin.read_text().replace("toy-induction", "twin"))  # the same model under another name
+    toy_atlas.rename_model("toy-induction", "twin").save(tmp_path / "b")  # the same model under another name
     assert Atlas.merge([Atlas.load(path.parent / "b"), toy_atlas]).outdated_feature_sets() == []
     with pytest.raises(ValueError, match="different definitions"):
         Atlas.merge([old, Atlas.load(path.parent / "b")])

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from motif_widgets.atlas_data import AtlasData
 from motif_widgets import Atlas
 from motif_widgets.evaluate import (
     compare,
@@ -193,12 +194,10 @@ def test_split_half_stability_is_high_on_the_toy_model_and_zero_for_noise(toy_at
     # the same atlas with features replaced by noise: distances between heads are chance
     rng = np.random.default_rng(0)
     shape = toy_atlas.data.features["motifs"].shape
-    noisy_heads = pd.concat([toy_atlas.data.heads] * 8, ignore_index=True)  # 64 heads for a tight estimate
-    noisy_heads["head"] = [f"{h}-{k // 8}" for k, h in enumerate(noisy_heads["head"])]
+    copies = AtlasData.concat([toy_atlas.data.rename_model("toy-induction", f"copy{k}") for k in range(8)])  # 64 heads
     data = replace(
-        toy_atlas.data, heads=noisy_heads, features={"motifs": rng.normal(size=(64,) + shape[1:])},
-        score_sums=np.tile(toy_atlas.data.score_sums, (8, 1, 1)), score_rows=np.tile(toy_atlas.data.score_rows, (8, 1, 1)),
-        thumbnails=np.tile(toy_atlas.data.thumbnails, (8, 1, 1, 1)),
+        copies, features={"motifs": rng.normal(size=(64,) + shape[1:])},
+        feature_names={"motifs": copies.feature_names["motifs"]},
     )
     assert abs(split_half_stability(Atlas(data, toy_atlas.config))) < 0.15
 

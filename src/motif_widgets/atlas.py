@@ -9,9 +9,8 @@ Heads are named ``model:L{layer}H{head}``.
 
 from __future__ import annotations
 
-import json
 import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, fields, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -20,17 +19,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import __version__
-from .collect import Collected, collect_from_model, collect_from_patterns
+from ._checks import check_choice, check_int
+from .atlas_data import AtlasData, ModelInfo, heads_frame  # noqa: F401  (re-exported)
+from .collect import collect_from_model, collect_from_patterns
 from .detect import SCORE_NAMES, TOKEN_SCORES, known_classes
+from .distance import METRICS, nearest_heads
 from .distance import head_distances as _head_distances
 from .embed import PatternEmbedding
 from .features.registry import get_feature_set
 from .projection import cluster_heads, head_map
 from .prompts import Prompt, as_prompts
 from .sources import source_for
-
-FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -58,86 +57,41 @@ class AtlasConfig:
     seed: int = 0
     feature_weights: dict[str, float] | None = None
 
+    def __post_init__(self):
+        from .embed import checked_weights
 
-@dataclass
-class ModelInfo:
-    """Per-model facts: geometry and how each prompt was tokenized for it."""
-
-    name: str
-    n_layers: int
-    n_heads: int
-    lengths: np.ndarray  # [P] tokens per prompt, BOS included
-    token_ids: list[list[int]]
-    token_strs: list[list[str]]
-    has_bos: np.ndarray  # [P] bool
-    truncated: np.ndarray  # [P] bool
-
-
-@dataclass
-class AtlasData:
-    """The collected arrays, shared by an atlas and its reconfigured copies.
-
-    Attributes:
-        features: set name -> [H, P, F] float64; feature_names: set name -> names.
-        score_sums / score_rows: [H, P, S] (see detect.score_sums).
-        thumbnails: [H, T, K, K] float16; thumbnail_prompts: [T] prompt indices.
-    """
-
-    heads: pd.DataFrame
-    prompts: list[Prompt]
-    models: dict[str, ModelInfo]
-    features: dict[str, np.ndarray]
-    feature_names: dict[str, tuple[str, ...]]
-    score_sums: np.ndarray
-    score_rows: np.ndarray
-    thumbnails: np.ndarray
-    thumbnail_prompts: np.ndarray
-    meta: dict = field(default_factory=dict)
-    feature_revisions: dict[str, str] = field(default_factory=dict)
-
-
-def _heads_frame(model: str, n_layers: int, n_heads: int) -> pd.DataFrame:
-    layer, head = np.divmod(np.arange(n_layers * n_heads), n_heads)
-    return pd.DataFrame(
-        {
-            "head": [f"{model}:L{l}H{h}" for l, h in zip(layer, head)],
-            "model": model,
-            "layer": layer,
-            "head_index": head,
-            "layer_depth": layer / max(n_layers - 1, 1),
-        }
-    )
-
-
-def _from_collected(c: Collected, meta: dict) -> AtlasData:
-    info = ModelInfo(c.model_name, c.n_layers, c.n_heads, c.lengths, c.token_ids, c.token_strs, c.has_bos, c.truncated)
-    rows = np.broadcast_to(c.score_rows[None], c.score_sums.shape).copy()
-    return AtlasData(
-        heads=_heads_frame(c.model_name, c.n_layers, c.n_heads),
-        prompts=list(c.prompts),
-        models={c.model_name: info},
-        features=c.features,
-        feature_names=c.feature_names,
-        score_sums=c.score_sums,
-        score_rows=rows,
-        thumbnails=c.thumbnails,
-        thumbnail_prompts=c.thumbnail_prompts,
-        meta=meta,
-        feature_revisions=dict(c.feature_revisions),
-    )
+        if not isinstance(self.feature_set, str):
+            raise TypeError(f"feature_set must be a feature set name, got {type(self.feature_set).__name__}")
+        check_int("n_components", self.n_components, minimum=1)
+        check_choice("metric", self.metric, METRICS)
+        if self.nan_columns is not None:
+            check_choice("nan_columns", self.nan_columns, ("error", "drop"))
+        check_choice("zero_variance", self.zero_variance, ("drop", "keep", "error"))
+        check_int("seed", self.seed, minimum=0)
+        if self.feature_weights is not None:
+            if not isinstance(self.feature_weights, Mapping):
+                raise TypeError(f"feature_weights must be a {{feature: weight}} dict, got {type(self.feature_weights).__name__}")
+            # all-zero weights over the kept features are refused when the embedding is fitted
+            object.__setattr__(self, "feature_weights", checked_weights(self.feature_weights))
 
 
 class Atlas:
     """Attention-pattern atlas of one or more models over one prompt set."""
 
     def __init__(self, data: AtlasData, config: AtlasConfig | None = None):
+        if not isinstance(data, AtlasData):
+            raise TypeError(f"data must be AtlasData, got {type(data).__name__}; build atlases with Atlas.from_model / from_patterns")
         self.data = data
         self.config = config or AtlasConfig()
+        if not isinstance(self.config, AtlasConfig):
+            raise TypeError(f"config must be an AtlasConfig, got {type(self.config).__name__}")
         if self.config.feature_set not in data.features:
             raise ValueError(
-                f"feature set {self.config.feature_set!r} was not collected; available: {sorted(data.features)}"
+                f"feature set {self.config.feature_set!r} was not collected (this atlas has {sorted(data.features)}); "
+                f"build the atlas with extra_feature_sets=[{self.config.feature_set!r}] to switch to it"
             )
         self._maps: dict = {}
+        self._distances: dict[str, np.ndarray] = {}  # metric -> [H, H], over the one embedding
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -181,12 +135,12 @@ class Atlas:
         source = source_for(model, tokenizer=tokenizer, name=model_name, bos_token_id=bos_token_id)
         prompts = as_prompts(prompts)
         sets = _feature_set_list(feature_set, extra_feature_sets)
-        collected = collect_from_model(
+        config = AtlasConfig(feature_set=sets[0], **config)  # checked before any work
+        data = collect_from_model(
             source, prompts, sets, batch_size=batch_size, max_tokens=max_tokens, prepend_bos=prepend_bos,
             thumbnails=thumbnails, dtype=dtype, validate=validate, progress=progress,
         )
-        meta = {"prepend_bos": prepend_bos, "max_tokens": max_tokens, "dtype": str(dtype).replace("torch.", "")}
-        return cls(_from_collected(collected, meta), AtlasConfig(feature_set=sets[0], **config))
+        return cls(data, config)
 
     @classmethod
     def from_models(cls, models: Mapping[str, object] | Sequence, prompts=None, **options) -> "Atlas":
@@ -236,84 +190,52 @@ class Atlas:
         else:
             prompts = [p if isinstance(p, Prompt) else Prompt(str(p)) for p in prompts]
         sets = _feature_set_list(feature_set, extra_feature_sets)
-        collected = collect_from_patterns(
+        config = AtlasConfig(feature_set=sets[0], **config)
+        data = collect_from_patterns(
             per_prompt, model_name, prompts, sets, token_ids=token_ids, token_strs=token_strs, has_bos=has_bos,
             thumbnails=thumbnails, dtype=dtype, validate=validate,
         )
-        meta = {"prepend_bos": has_bos, "max_tokens": None, "dtype": str(dtype).replace("torch.", "")}
-        return cls(_from_collected(collected, meta), AtlasConfig(feature_set=sets[0], **config))
+        return cls(data, config)
 
     @classmethod
     def merge(cls, atlases: Sequence["Atlas"]) -> "Atlas":
         """One atlas of several models (same prompt ids, distinct model names); one PCA is
         then fitted over all of them. Uses the first atlas's config and the feature sets
-        every atlas has."""
+        every atlas has (see AtlasData.concat)."""
         atlases = list(atlases)
         if not atlases:
-            raise ValueError("nothing to merge")
-        first = atlases[0].data
-        ids = [p.id for p in first.prompts]
-        names: list[str] = []
-        for a in atlases:
-            clash = set(names) & set(a.data.models)
-            if clash:
-                raise ValueError(f"model names {sorted(clash)} occur in more than one atlas; give distinct model_name=")
-            names += list(a.data.models)
-            other = [p.id for p in a.data.prompts]
-            if set(other) != set(ids):
-                missing, extra = sorted(set(ids) - set(other)), sorted(set(other) - set(ids))
-                raise ValueError(f"atlases have different prompts (missing {missing[:3]}, extra {extra[:3]})")
-        sets = [s for s in first.features if all(s in a.data.features for a in atlases)]
-        for s in sets:
-            revisions = {a.data.feature_revisions.get(s, "1") for a in atlases}
-            if len(revisions) > 1:
-                raise ValueError(
-                    f"the atlases computed feature set {s!r} under different definitions (revisions "
-                    f"{sorted(revisions)}); recompute the older ones"
-                )
-        if atlases[0].config.feature_set not in sets:
+            raise ValueError("atlases is empty: nothing to merge")
+        bad = [type(a).__name__ for a in atlases if not isinstance(a, Atlas)]
+        if bad:
+            raise TypeError(f"atlases must be Atlas objects, got {bad[:3]}")
+        data = AtlasData.concat([a.data for a in atlases])
+        if atlases[0].config.feature_set not in data.features:
             raise ValueError(f"feature set {atlases[0].config.feature_set!r} is missing from some atlases")
-        thumb_ids = [ids[k] for k in first.thumbnail_prompts]
-        for a in atlases:
-            theirs = {a.data.prompts[k].id for k in a.data.thumbnail_prompts}
-            thumb_ids = [t for t in thumb_ids if t in theirs]
-
-        def aligned(a: "Atlas"):
-            pos = {p.id: k for k, p in enumerate(a.data.prompts)}
-            return np.array([pos[i] for i in ids])
-
-        orders = [aligned(a) for a in atlases]
-        models = {}
-        for a, order in zip(atlases, orders):
-            for name, m in a.data.models.items():
-                models[name] = ModelInfo(
-                    name, m.n_layers, m.n_heads, m.lengths[order], [m.token_ids[k] for k in order],
-                    [m.token_strs[k] for k in order], m.has_bos[order], m.truncated[order],
-                )
-
-        def thumbs(a: "Atlas") -> np.ndarray:
-            slot = {a.data.prompts[k].id: s for s, k in enumerate(a.data.thumbnail_prompts)}
-            return a.data.thumbnails[:, [slot[t] for t in thumb_ids]]
-
-        data = AtlasData(
-            heads=pd.concat([a.data.heads for a in atlases], ignore_index=True),
-            prompts=list(first.prompts),
-            models=models,
-            features={s: np.concatenate([a.data.features[s][:, o] for a, o in zip(atlases, orders)]) for s in sets},
-            feature_names={s: first.feature_names[s] for s in sets},
-            score_sums=np.concatenate([a.data.score_sums[:, o] for a, o in zip(atlases, orders)]),
-            score_rows=np.concatenate([a.data.score_rows[:, o] for a, o in zip(atlases, orders)]),
-            thumbnails=np.concatenate([thumbs(a) for a in atlases]),
-            thumbnail_prompts=np.array([ids.index(t) for t in thumb_ids], dtype=np.int64),
-            meta={"merged": [a.data.meta for a in atlases]},
-            feature_revisions={s: first.feature_revisions.get(s, "1") for s in sets},
-        )
         return cls(data, atlases[0].config)
+
+    def take_prompts(self, prompts: Sequence[str]) -> "Atlas":
+        """The atlas restricted to some prompt ids, as if built on them alone (same config;
+        embedding and distances are fitted afresh)."""
+        return Atlas(self.data.take_prompts(prompts), self.config)
+
+    def rename_model(self, old: str, new: str) -> "Atlas":
+        """A copy with model `old` called `new` (head ids follow); same config."""
+        return Atlas(self.data.rename_model(old, new), self.config)
 
     def configure(self, **changes) -> "Atlas":
         """A copy with other AtlasConfig settings (feature_set, n_components, metric, ...),
-        sharing the collected data; embeddings and distances are recomputed lazily."""
-        return Atlas(self.data, replace(self.config, **changes))
+        sharing the collected data; embeddings and distances are recomputed lazily (a change
+        of metric alone reuses this atlas's embedding)."""
+        known = {f.name for f in fields(AtlasConfig)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise TypeError(f"configure() got unknown settings {unknown}; AtlasConfig has {sorted(known)}")
+        other = Atlas(self.data, replace(self.config, **changes))
+        if set(changes) <= {"metric"}:
+            for cached in ("embedding", "points"):
+                if cached in self.__dict__:
+                    other.__dict__[cached] = self.__dict__[cached]
+        return other
 
     # ------------------------------------------------------------------ identities
     @property
@@ -343,6 +265,11 @@ class Atlas:
 
     def head_index(self, head) -> int:
         """Row of a head: "model:L5H1", "L5H1" (single-model atlas), (layer, head) or an int."""
+        if isinstance(head, (bool, np.bool_)) or not isinstance(head, (int, np.integer, str, tuple)):
+            raise TypeError(
+                f"head must be a head id like {self.head_ids[0]!r}, a (layer, head) pair or a row number, "
+                f"got {head!r} ({type(head).__name__})"
+            )
         if isinstance(head, (int, np.integer)):
             if not 0 <= head < len(self.head_ids):
                 raise ValueError(f"head index {head} out of range 0..{len(self.head_ids) - 1}")
@@ -395,16 +322,24 @@ class Atlas:
         h, p, f = self.features.shape
         return self.embedding.transform(self.features.reshape(h * p, f)).reshape(h, p, -1)
 
-    @cached_property
+    @property
     def distances(self) -> np.ndarray:
         """[H, H] head distances under config.metric."""
-        opts = {"seed": self.config.seed} if self.config.metric == "sliced_wasserstein" else {}
-        return _head_distances(self.points, self.config.metric, **opts)
+        return self._distances_under(self.config.metric)
+
+    def _distances_under(self, metric: str) -> np.ndarray:
+        """[H, H] distances over this atlas's embedding (cached per metric)."""
+        check_choice("metric", metric, METRICS)
+        if metric not in self._distances:
+            opts = {"seed": self.config.seed} if metric == "sliced_wasserstein" else {}
+            self._distances[metric] = _head_distances(self.points, metric, **opts)
+        return self._distances[metric]
 
     def head_distances(self, metric: str | None = None) -> pd.DataFrame:
-        """Square DataFrame of head distances, indexed by head id both ways."""
-        atlas = self if metric in (None, self.config.metric) else self.configure(metric=metric)
-        return pd.DataFrame(atlas.distances, index=self.head_ids, columns=self.head_ids)
+        """Square DataFrame of head distances, indexed by head id both ways (another metric
+        reuses the fitted embedding)."""
+        d = self._distances_under(metric or self.config.metric)
+        return pd.DataFrame(d, index=self.head_ids, columns=self.head_ids)
 
     # ------------------------------------------------------------------ scores
     def _prompt_mask(self, prompts) -> np.ndarray:
@@ -467,22 +402,20 @@ class Atlas:
         """The k nearest heads of `head` (itself excluded): rank, head, model, layer, head
         index, distance, head-type scores and known classes; optionally only of `models`."""
         i = self.head_index(head)
-        d = self.head_distances(metric).to_numpy()[i]
-        cand = np.ones(len(d), bool)
-        cand[i] = False
+        k = check_int("k", k, minimum=1)
+        cand = None
         if models is not None:
             models = [models] if isinstance(models, str) else list(models)
             unknown = set(models) - set(self.model_names)
             if unknown:
-                raise ValueError(f"unknown models {sorted(unknown)}; atlas has {self.model_names}")
-            cand &= self.data.heads["model"].isin(models).to_numpy()
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        idx = np.nonzero(cand)[0]
-        idx = idx[np.argsort(d[idx], kind="stable")][:k]
+                raise ValueError(f"models: unknown models {sorted(unknown)}; atlas has {self.model_names}")
+            cand = self.data.heads["model"].isin(models).to_numpy()
+        index, dist = nearest_heads(self._distances_under(metric or self.config.metric), k, cand, rows=[i])
+        found = index[0] >= 0
+        idx, dist = index[0][found], dist[0][found]
         table = self.data.heads.iloc[idx][["head", "model", "layer", "head_index"]].reset_index(drop=True)
         table.insert(0, "rank", np.arange(1, len(idx) + 1))
-        table["distance"] = d[idx]
+        table["distance"] = dist
         scores = self.head_scores().iloc[idx].reset_index(drop=True)
         table = pd.concat([table, scores], axis=1)
         table["known_classes"] = self.known_classes().iloc[idx].to_list()
@@ -549,11 +482,12 @@ class Atlas:
 
     def summary(self, k: int = 3) -> pd.DataFrame:
         """Each head's strongest head-type score and its k nearest heads (the CLI's report)."""
+        k = check_int("k", k, minimum=1)
         scores = self.head_scores()
-        order = np.argsort(self.distances, axis=1, kind="stable")
+        index, _ = nearest_heads(self.distances, k)
         rows = []
         for i, hid in enumerate(self.head_ids):
-            near = [self.head_ids[j] for j in order[i] if j != i][:k]
+            near = [self.head_ids[j] for j in index[i] if j >= 0]
             best = scores.iloc[i].idxmax()
             rows.append({"head": hid, "top_score": best, "top_score_value": scores.iloc[i][best], "nearest": ", ".join(near)})
         return pd.DataFrame(rows).set_index("head")
@@ -566,71 +500,19 @@ class Atlas:
         )
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | Path) -> Path:
-        """Write the atlas to a folder: atlas.json (metadata) and arrays.npz (tables)."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        d = self.data
-        doc = {
-            "format_version": FORMAT_VERSION,
-            "motif_widgets_version": __version__,
-            "config": asdict(self.config),
-            "meta": d.meta,
-            "heads": d.heads.to_dict(orient="list"),
-            "prompts": [asdict(p) for p in d.prompts],
-            "models": {
-                n: {
-                    "n_layers": m.n_layers, "n_heads": m.n_heads, "lengths": m.lengths.tolist(),
-                    "token_ids": m.token_ids, "token_strs": m.token_strs,
-                    "has_bos": m.has_bos.tolist(), "truncated": m.truncated.tolist(),
-                }
-                for n, m in d.models.items()
-            },
-            "feature_names": {k: list(v) for k, v in d.feature_names.items()},
-            "feature_revisions": d.feature_revisions,
-            "thumbnail_prompts": d.thumbnail_prompts.tolist(),
-        }
-        (path / "atlas.json").write_text(json.dumps(doc), encoding="utf-8")
-        arrays = {f"features.{k}": v for k, v in d.features.items()}
-        np.savez_compressed(
-            path / "arrays.npz", score_sums=d.score_sums, score_rows=d.score_rows, thumbnails=d.thumbnails, **arrays
-        )
-        return path
+    def save(self, path: str | Path, overwrite: bool = True) -> Path:
+        """Write the atlas to a folder (see motif_widgets.store): a complete new copy is
+        written beside any atlas already there and replaces it in one atomic step, with
+        checksums of every file. overwrite=False refuses to replace an atlas; a folder that
+        holds anything else is always refused."""
+        return self.data.save(path, config=asdict(self.config), overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | Path) -> "Atlas":
-        """Read an atlas written by :meth:`save`."""
-        path = Path(path)
-        if not (path / "atlas.json").exists() or not (path / "arrays.npz").exists():
-            raise ValueError(f"{path} is not a saved atlas (atlas.json and arrays.npz expected)")
-        doc = json.loads((path / "atlas.json").read_text(encoding="utf-8"))
-        if doc.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{path}: atlas format {doc.get('format_version')} is not {FORMAT_VERSION}")
-        with np.load(path / "arrays.npz", allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        prompts = [Prompt(**{**p, "token_ids": tuple(p["token_ids"]) if p["token_ids"] is not None else None}) for p in doc["prompts"]]
-        models = {
-            n: ModelInfo(
-                n, m["n_layers"], m["n_heads"], np.array(m["lengths"]), m["token_ids"], m["token_strs"],
-                np.array(m["has_bos"], bool), np.array(m["truncated"], bool),
-            )
-            for n, m in doc["models"].items()
-        }
-        data = AtlasData(
-            heads=pd.DataFrame(doc["heads"]),
-            prompts=prompts,
-            models=models,
-            features={k[len("features."):]: v for k, v in arrays.items() if k.startswith("features.")},
-            feature_names={k: tuple(v) for k, v in doc["feature_names"].items()},
-            score_sums=arrays["score_sums"],
-            score_rows=arrays["score_rows"],
-            thumbnails=arrays["thumbnails"],
-            thumbnail_prompts=np.array(doc["thumbnail_prompts"], dtype=np.int64),
-            meta=doc["meta"],
-            # atlases saved before revisions were recorded hold revision 1 of every set
-            feature_revisions={k: str(doc.get("feature_revisions", {}).get(k, "1")) for k in doc["feature_names"]},
-        )
-        atlas = cls(data, AtlasConfig(**doc["config"]))
+        """Read an atlas written by :meth:`save`; damage raises store.AtlasFileError naming
+        the folder and the damaged part."""
+        data, config = AtlasData.load(path)
+        atlas = cls(data, AtlasConfig(**config))
         outdated = atlas.outdated_feature_sets()
         if outdated:
             warnings.warn(

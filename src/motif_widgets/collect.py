@@ -7,13 +7,14 @@ of prompts beyond the feature table and the few thumbnails kept for display.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ._checks import check_int
+from .atlas_data import AtlasData, ModelInfo, heads_frame
 from .detect import SCORE_NAMES, score_sums
 from .features.batch import PatternBatch, check_patterns
 from .features.registry import feature_matrix, get_feature_set
@@ -23,40 +24,6 @@ from .sources import PatternSource, TokenizedPrompt, pad_token_batch
 #: Thumbnails keep the top-left corner of a pattern: under causal masking that is exactly
 #: the pattern of the prompt's first THUMBNAIL_TOKENS tokens.
 THUMBNAIL_TOKENS = 64
-
-
-@dataclass
-class Collected:
-    """Everything kept from one model's run over the prompts.
-
-    Heads are ordered (layer, head): index = layer * n_heads + head.
-
-    Attributes:
-        features: feature set name -> [n_heads_total, P, F] float64.
-        score_sums: [n_heads_total, P, S] sums of each score over its eligible rows.
-        score_rows: [P, S] number of eligible rows per prompt (equal for all heads of a model).
-        thumbnails: [n_heads_total, T, K, K] float16 pattern corners, K = thumbnail size.
-        thumbnail_prompts: [T] prompt indices the thumbnails show.
-        lengths: [P] tokens per prompt (BOS included); token_ids / token_strs per prompt.
-        feature_revisions: feature set name -> FeatureSet.revision it was computed with.
-    """
-
-    model_name: str
-    n_layers: int
-    n_heads: int
-    prompts: list[Prompt]
-    lengths: np.ndarray
-    token_ids: list[list[int]]
-    token_strs: list[list[str]]
-    has_bos: np.ndarray
-    truncated: np.ndarray
-    features: dict[str, np.ndarray]
-    score_sums: np.ndarray
-    score_rows: np.ndarray
-    thumbnails: np.ndarray
-    thumbnail_prompts: np.ndarray
-    feature_names: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    feature_revisions: dict[str, str] = field(default_factory=dict)
 
 
 class Collector:
@@ -76,6 +43,8 @@ class Collector:
         self.n_layers, self.n_heads = n_layers, n_heads
         self.prompts = list(prompts)
         self.sets = [get_feature_set(f) for f in feature_sets]
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype must be torch.float64 (exact) or torch.float32 (fast), got {dtype}")
         self.dtype, self.validate = dtype, validate
         n_total, p = n_layers * n_heads, len(self.prompts)
         self.features = {fs.name: np.full((n_total, p, len(fs.feature_names)), np.nan) for fs in self.sets}
@@ -102,12 +71,12 @@ class Collector:
         lengths = lengths.to(patterns.device)
         flat_len = lengths.repeat_interleave(h)
         inside = torch.arange(n_max, device=patterns.device)[None, :] < flat_len[:, None]
-        a = patterns.reshape(b * h, n_max, n_max).to(self.dtype)
+        a = patterns.detach().reshape(b * h, n_max, n_max).to(self.dtype)
         a = a * (inside[:, :, None] & inside[:, None, :])  # drop padded rows / columns
         batch = PatternBatch(a, flat_len)
         if self.validate:
             names = [f"layer {layer} head {k % h} of prompt {self.prompts[prompt_index[k // h]].id!r}" for k in range(b * h)]
-            check_patterns(batch, names)
+            check_patterns(batch, names, source_dtype=patterns.dtype)
         rows = slice(layer * h, (layer + 1) * h)
         idx = np.asarray(prompt_index)
         for fs in self.sets:
@@ -123,26 +92,33 @@ class Collector:
                 self.thumbnails[rows, slot, :m, :m] = a.view(b, h, n_max, n_max)[k, :, :m, :m].to("cpu", torch.float16).numpy()
         self.done[layer, idx] = True
 
-    def finish(self, model_name: str, tokenized: Sequence[TokenizedPrompt], token_strs: list[list[str]]) -> Collected:
+    def finish(
+        self, model_name: str, tokenized: Sequence[TokenizedPrompt], token_strs: list[list[str]], meta: dict | None = None
+    ) -> AtlasData:
+        """The collected tables as AtlasData (RuntimeError if a layer of a prompt never arrived)."""
         if not self.done.all():
             layer, p = np.argwhere(~self.done)[0]
             raise RuntimeError(f"no patterns arrived for layer {layer} of prompt {self.prompts[p].id!r}")
-        return Collected(
-            model_name=model_name,
-            n_layers=self.n_layers,
-            n_heads=self.n_heads,
-            prompts=self.prompts,
-            lengths=np.array([len(t.ids) for t in tokenized]),
+        info = ModelInfo(
+            model_name, self.n_layers, self.n_heads,
+            lengths=[len(t.ids) for t in tokenized],
             token_ids=[list(t.ids) for t in tokenized],
             token_strs=token_strs,
-            has_bos=np.array([t.has_bos for t in tokenized]),
-            truncated=np.array([t.truncated for t in tokenized]),
+            has_bos=[t.has_bos for t in tokenized],
+            truncated=[t.truncated for t in tokenized],
+        )
+        return AtlasData(
+            heads=heads_frame(model_name, self.n_layers, self.n_heads),
+            prompts=self.prompts,
+            models={model_name: info},
             features=self.features,
+            feature_names={fs.name: fs.feature_names for fs in self.sets},
             score_sums=self.score_sums,
-            score_rows=self.score_rows,
+            # eligible rows depend on the prompt only: the same for every head of the model
+            score_rows=np.broadcast_to(self.score_rows[None], self.score_sums.shape).copy(),
             thumbnails=self.thumbnails,
             thumbnail_prompts=self.thumbnail_prompts,
-            feature_names={fs.name: fs.feature_names for fs in self.sets},
+            meta=dict(meta or {}),
             feature_revisions={fs.name: fs.revision for fs in self.sets},
         )
 
@@ -150,11 +126,16 @@ class Collector:
 def pick_thumbnail_prompts(prompts: Sequence[Prompt], thumbnails: int | Sequence[str]) -> list[int]:
     """Indices of the prompts to keep thumbnails of: an explicit list of prompt ids, or a
     count split between texts and probes (a third of them probes, at least one if any)."""
-    if not isinstance(thumbnails, int):
+    if isinstance(thumbnails, str) or not hasattr(thumbnails, "__iter__"):
+        thumbnails = check_int("thumbnails", thumbnails, minimum=0)
+    else:
         where = {p.id: k for k, p in enumerate(prompts)}
+        thumbnails = list(thumbnails)
         missing = [t for t in thumbnails if t not in where]
         if missing:
-            raise ValueError(f"thumbnail prompts {missing[:5]} are not among the prompts")
+            raise ValueError(f"thumbnails: prompts {missing[:5]} are not among the prompts")
+        if len(set(thumbnails)) != len(thumbnails):
+            raise ValueError("thumbnails names a prompt twice")
         return [where[t] for t in thumbnails]
     probes = [k for k, p in enumerate(prompts) if p.is_probe]
     texts = [k for k, p in enumerate(prompts) if not p.is_probe]
@@ -174,11 +155,10 @@ def collect_from_model(
     dtype: torch.dtype = torch.float64,
     validate: bool = True,
     progress: bool = True,
-) -> Collected:
+) -> AtlasData:
     """Run the model over the prompts (longest first, right-padded batches) and reduce
     every layer's patterns as it arrives."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    check_int("batch_size", batch_size, minimum=1)
     tokenized = source.tokenize(prompts, prepend_bos=prepend_bos, max_tokens=max_tokens)
     collector = Collector(
         source.n_layers, source.n_heads, prompts, feature_sets, pick_thumbnail_prompts(prompts, thumbnails),
@@ -193,7 +173,8 @@ def collect_from_model(
         bar.update(len(idx))
     bar.close()
     token_strs = [source.token_strings(t.ids) for t in tokenized]
-    return collector.finish(source.name, tokenized, token_strs)
+    meta = {"prepend_bos": prepend_bos, "max_tokens": max_tokens, "dtype": str(dtype).replace("torch.", "")}
+    return collector.finish(source.name, tokenized, token_strs, meta)
 
 
 def collect_from_patterns(
@@ -209,18 +190,11 @@ def collect_from_patterns(
     dtype: torch.dtype = torch.float64,
     validate: bool = True,
     device: torch.device | str | None = None,
-) -> Collected:
+) -> AtlasData:
     """Reduce patterns the user already has: one [layers, heads, n, n] array per prompt."""
-    arrays = [torch.as_tensor(np.asarray(p)) if not isinstance(p, torch.Tensor) else p for p in per_prompt]
-    if not arrays:
-        raise ValueError("no patterns given: expected one [layers, heads, n, n] array per prompt")
-    for k, t in enumerate(arrays):
-        if t.ndim != 4 or t.shape[-1] != t.shape[-2] or t.shape[-1] == 0:
-            raise ValueError(f"patterns of prompt {k} have shape {tuple(t.shape)}; expected [layers, heads, n, n]")
-        if t.shape[:2] != arrays[0].shape[:2]:
-            raise ValueError(f"prompt {k} has {tuple(t.shape[:2])} layers x heads, prompt 0 has {tuple(arrays[0].shape[:2])}")
+    arrays = _pattern_arrays(per_prompt)
     if len(prompts) != len(arrays):
-        raise ValueError(f"{len(prompts)} prompts for {len(arrays)} pattern arrays")
+        raise ValueError(f"prompts: {len(prompts)} prompts for {len(arrays)} pattern arrays; give one per array")
     n_layers, n_heads = arrays[0].shape[:2]
     lengths = [t.shape[-1] for t in arrays]
     if token_ids is not None:
@@ -241,7 +215,41 @@ def collect_from_patterns(
     ]
     if token_strs is None:
         token_strs = [[str(t) for t in ids] for ids in token_ids] if token_ids is not None else [[""] * n for n in lengths]
-    out = collector.finish(model_name, fake, [list(s) for s in token_strs])
-    if token_ids is None:
-        out.token_ids = [[] for _ in lengths]
+    meta = {"prepend_bos": has_bos, "max_tokens": None, "dtype": str(dtype).replace("torch.", "")}
+    out = collector.finish(model_name, fake, [list(s) for s in token_strs], meta)
+    if token_ids is None:  # the ids above only numbered the rows
+        out.models[model_name].token_ids = [[] for _ in lengths]
     return out
+
+
+def _pattern_arrays(per_prompt) -> list[torch.Tensor]:
+    """per_prompt as a list of [layers, heads, n, n] float tensors (detached), or a clear error."""
+    expected = "a list with one [layers, heads, n, n] array or tensor per prompt"
+    if per_prompt is None or isinstance(per_prompt, (str, bytes, dict)) or not hasattr(per_prompt, "__len__"):
+        raise TypeError(f"per_prompt must be {expected}, got {type(per_prompt).__name__}")
+    if isinstance(per_prompt, (np.ndarray, torch.Tensor)) and per_prompt.ndim == 4:
+        raise ValueError(f"per_prompt has shape {tuple(per_prompt.shape)}: {expected} (wrap one prompt's array in a list)")
+    arrays = []
+    for k, p in enumerate(per_prompt):
+        if isinstance(p, torch.Tensor):
+            t = p.detach()
+        else:
+            try:
+                arr = np.asarray(p)
+            except ValueError as e:  # ragged nested lists
+                raise ValueError(f"per_prompt[{k}] is not a rectangular array: {e}") from None
+            if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+                raise TypeError(f"per_prompt[{k}] must be a numeric [layers, heads, n, n] array, got {type(p).__name__} of {arr.dtype}")
+            t = torch.as_tensor(arr)
+        if t.ndim != 4 or t.shape[-1] != t.shape[-2] or min(t.shape) == 0:
+            raise ValueError(f"per_prompt[{k}] has shape {tuple(t.shape)}; expected [layers, heads, n, n] with every size >= 1")
+        if t.shape[:2] != arrays[0].shape[:2] if arrays else False:
+            raise ValueError(
+                f"per_prompt[{k}] has {tuple(t.shape[:2])} layers x heads, per_prompt[0] has {tuple(arrays[0].shape[:2])}"
+            )
+        if not torch.is_floating_point(t):
+            t = t.to(torch.float64)
+        arrays.append(t)
+    if not arrays:
+        raise ValueError(f"per_prompt is empty: expected {expected}")
+    return arrays

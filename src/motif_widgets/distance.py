@@ -76,3 +76,38 @@ def head_distances(points, metric: str = "paired", **options) -> np.ndarray:
     if metric == "sliced_wasserstein":
         return sliced_wasserstein_distances(points, **options)
     raise ValueError(f"unknown metric {metric!r}; choose one of {METRICS}")
+
+
+def nearest_heads(
+    distances: np.ndarray, k: int, candidates: np.ndarray | None = None, rows=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest heads of each query head, itself excluded, ties broken by head order
+    (stable sort): the one ranking behind similar_heads, summaries and the widgets.
+
+    Args:
+        distances: [H, H] head distances.
+        k: neighbours per query (>= 1).
+        candidates: optional [H] bool, the heads that may be neighbours.
+        rows: optional query head indices [Q] (default all H).
+    Returns:
+        index int64 [Q, k] (-1 where fewer than k candidates) and distance float64 [Q, k]
+        (NaN there).
+    """
+    d = np.asarray(distances, dtype=np.float64)
+    if d.ndim != 2 or d.shape[0] != d.shape[1]:
+        raise ValueError(f"distances must be a square [H, H] matrix, got shape {d.shape}")
+    n = d.shape[0]
+    rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
+    d = d[rows].copy()
+    d[np.arange(len(rows)), rows] = np.inf
+    if candidates is not None:
+        d[:, ~np.asarray(candidates, bool)] = np.inf
+    k_eff = min(int(k), n)
+    order = np.argsort(d, axis=1, kind="stable")[:, :k_eff]
+    near = np.take_along_axis(d, order, axis=1)
+    index = np.full((len(rows), k), -1, np.int64)
+    dist = np.full((len(rows), k), np.nan)
+    ok = np.isfinite(near)
+    index[:, :k_eff] = np.where(ok, order, -1)
+    dist[:, :k_eff] = np.where(ok, near, np.nan)
+    return index, dist

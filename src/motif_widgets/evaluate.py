@@ -20,14 +20,13 @@ Every function returns plain numbers or pandas tables; nothing here plots.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from .atlas import Atlas, ModelInfo
+from .atlas import Atlas
 
 DEFAULT_THRESHOLDS: dict[str, float] = {"induction": 0.4, "previous_token": 0.4}
 LAYER_PROFILE_SCORES = ("previous_token", "recent", "first_token", "diffuse")
@@ -150,46 +149,13 @@ def retrieval_metrics(distances, labels, ks: Sequence[int] = (1, 3, 5)) -> pd.Da
 
 # ---------------------------------------------------------------------------- prompt subsets
 def subset_prompts(atlas: Atlas, prompts: Sequence[str]) -> Atlas:
-    """The atlas restricted to some prompts, as if it had been built on them alone.
-
-    Features, score sums/rows and the models' per-prompt lists are sliced along the prompt
-    axis (in the atlas's prompt order); thumbnails of dropped prompts are dropped. The
-    copy keeps the atlas's config; its embedding and distances are fitted afresh.
-
-    Args:
-        prompts: prompt ids to keep (any order; duplicates ignored).
-    Returns:
-        A new Atlas over the selected prompts.
-    """
+    """The atlas restricted to some prompts, as if it had been built on them alone
+    (Atlas.take_prompts, in the atlas's prompt order; duplicates ignored)."""
     wanted = set(prompts)
     unknown = wanted - set(atlas.prompt_ids)
     if unknown:
         raise ValueError(f"unknown prompt ids {sorted(unknown)[:5]}")
-    keep = np.array([k for k, p in enumerate(atlas.prompt_ids) if p in wanted], dtype=np.int64)  # [P']
-    if len(keep) < 1:
-        raise ValueError("no prompts selected")
-    data = atlas.data
-    models = {
-        name: ModelInfo(
-            name, m.n_layers, m.n_heads, m.lengths[keep], [m.token_ids[k] for k in keep],
-            [m.token_strs[k] for k in keep], m.has_bos[keep], m.truncated[keep],
-        )
-        for name, m in data.models.items()
-    }
-    new_position = {int(k): s for s, k in enumerate(keep)}
-    thumb_slots = [s for s, k in enumerate(data.thumbnail_prompts) if int(k) in new_position]
-    sliced = replace(
-        data,
-        prompts=[data.prompts[k] for k in keep],
-        models=models,
-        features={name: f[:, keep] for name, f in data.features.items()},
-        score_sums=data.score_sums[:, keep],
-        score_rows=data.score_rows[:, keep],
-        thumbnails=data.thumbnails[:, thumb_slots],
-        thumbnail_prompts=np.array([new_position[int(data.thumbnail_prompts[s])] for s in thumb_slots], dtype=np.int64),
-        meta={**data.meta, "subset_of_prompts": len(data.prompts)},
-    )
-    return Atlas(sliced, atlas.config)
+    return atlas.take_prompts([p for p in atlas.prompt_ids if p in wanted])
 
 
 def split_prompts(atlas: Atlas, seed: int = 0) -> tuple[list[str], list[str]]:

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..atlas import Atlas
 from ..detect import known_class_groups
+from ..distance import nearest_heads as _nearest_heads
 from ._serialization import encode_patterns
 
 #: Neighbours shipped per head (and per head and model): the similar-heads panel shows up to
@@ -81,29 +82,10 @@ def thumbnails(atlas: Atlas, encoding: str = "float16") -> dict:
 
 
 def nearest_heads(distances: np.ndarray, k: int, candidates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The k nearest heads of every head, itself excluded, ranked as Atlas.similar_heads ranks
-    them (stable sort of the distance row).
-
-    Args:
-        distances: [H, H] head distances (atlas.distances).
-        candidates: optional [H] bool, the heads that may be neighbours.
-    Returns:
-        index int32 [H, k] (-1 where fewer than k candidates) and distance float32 [H, k] (NaN there).
-    """
-    d = np.array(distances, dtype=np.float64)
-    n = d.shape[0]
-    np.fill_diagonal(d, np.inf)
-    if candidates is not None:
-        d[:, ~np.asarray(candidates, bool)] = np.inf
-    k_eff = min(k, n)
-    order = np.argsort(d, axis=1, kind="stable")[:, :k_eff]
-    near = np.take_along_axis(d, order, axis=1)
-    index = np.full((n, k), -1, np.int32)
-    dist = np.full((n, k), np.nan, np.float32)
-    ok = np.isfinite(near)
-    index[:, :k_eff] = np.where(ok, order, -1)
-    dist[:, :k_eff] = np.where(ok, near, np.nan)
-    return index, dist
+    """distance.nearest_heads as trait values: index int32 [H, k] (-1 padded) and distance
+    float32 [H, k] (NaN padded)."""
+    index, dist = _nearest_heads(distances, k, candidates)
+    return index.astype(np.int32), dist.astype(np.float32)
 
 
 def neighbors(atlas: Atlas, n_neighbors: int = DEFAULT_N_NEIGHBORS) -> dict:
