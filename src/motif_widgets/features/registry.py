@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from .._checks import checked_weights
-from .batch import PatternBatch, check_patterns, pad_patterns
+from .batch import PatternBatch, as_pattern_tensor, check_patterns, lowest_precision, pad_patterns
 from .motifs import MOTIF_FEATURE_DOCS, MOTIF_FEATURE_WEIGHTS, motif_features
 from .paper import PAPER_DROPPED_92, PAPER_FEATURE_NAMES, paper_features
 
@@ -158,19 +158,47 @@ register_feature_set(
 CHUNK_ELEMENTS = 1 << 22
 
 
-def _as_pattern_list(patterns) -> list:
+_PATTERNS_EXPECTED = "a [n, n] or [B, n, n] array or tensor, or a sequence of [n, n] arrays / tensors"
+
+
+def _as_pattern_list(patterns) -> list[torch.Tensor]:
+    """`patterns` as a list of detached [n, n] tensors; TypeError / ValueError naming
+    `patterns` and what was expected for anything else."""
+    if patterns is None or isinstance(patterns, (str, bytes, dict)) or not hasattr(patterns, "__iter__"):
+        raise TypeError(f"patterns must be {_PATTERNS_EXPECTED}; got {type(patterns).__name__}")
+    if isinstance(patterns, (list, tuple)) and not any(isinstance(p, (np.ndarray, torch.Tensor)) for p in patterns):
+        # nested lists of numbers: one [n, n] pattern or a [B, n, n] stack (ragged ones raise)
+        try:
+            arr = np.asarray(patterns)
+        except ValueError:
+            arr = None  # ragged: a list of patterns of different n, each checked below
+            if all(isinstance(row, (list, tuple)) and all(np.isscalar(x) for x in row) for row in patterns):
+                raise ValueError(
+                    f"patterns is a ragged nested list (rows of lengths {[len(r) for r in patterns][:8]}); "
+                    "expected a square [n, n] matrix, a [B, n, n] stack or a list of [n, n] patterns"
+                ) from None
+        if arr is not None and arr.dtype != object and arr.ndim in (2, 3):
+            patterns = arr
     if isinstance(patterns, (np.ndarray, torch.Tensor)):
+        shape = tuple(patterns.shape)
         if patterns.ndim == 2:
-            return [patterns]
-        if patterns.ndim == 3:
-            return list(patterns)
-        raise ValueError(
-            f"patterns has shape {tuple(patterns.shape)}; expected [n, n], [B, n, n] or a list of [n, n]"
-        )
+            items = [patterns]
+        elif patterns.ndim == 3:
+            if shape[0] == 0:
+                raise ValueError(f"patterns has shape {shape}: no patterns given; expected at least one [n, n] pattern")
+            items = list(patterns)
+        else:
+            raise ValueError(f"patterns has shape {shape}; expected [n, n], [B, n, n] or a list of [n, n]")
+        return [as_pattern_tensor(p, "patterns" if len(items) == 1 and patterns.ndim == 2 else f"patterns[{k}]")
+                for k, p in enumerate(items)]
     patterns = list(patterns)
     if not patterns:
-        raise ValueError("no patterns given: expected at least one [n, n] pattern")
-    return patterns
+        raise ValueError("no patterns given: patterns must hold at least one [n, n] pattern")
+    return [as_pattern_tensor(p, f"patterns[{k}]") for k, p in enumerate(patterns)]
+
+
+#: Compute dtypes of the kernels (the CPU histogram kernels are compiled for these).
+COMPUTE_DTYPES = (torch.float64, torch.float32)
 
 
 def length_chunks(lengths: Sequence[int], budget: int = CHUNK_ELEMENTS) -> Iterable[list[int]]:
@@ -211,12 +239,15 @@ def compute_features(
 
     Args:
         patterns: a list of [n, n] numpy arrays or torch tensors (n may differ), or one
-            [B, n, n] / [n, n] array. Each must be causal with rows summing to 1.
+            [B, n, n] / [n, n] array. Each must be causal with rows summing to 1 (within a
+            tolerance set by the input's precision: bfloat16 / float16 inputs are accepted
+            and upcast to `dtype`; tensors that require grad are detached).
         feature_set: "motifs" (default), "paper" (the reference's 94), "paper92", or a
             registered / given FeatureSet.
-        dtype: float64 (exact; default) or float32 (fast mode: paper features then differ
-            from float64 where float32 rounding moves matrix entries across histogram
-            bin edges, see benchmarks/feature_precision.py).
+        dtype: the compute precision, float64 (exact; default) or float32 (fast mode:
+            paper features then differ from float64 where float32 rounding moves matrix
+            entries across histogram bin edges, see benchmarks/feature_precision.py).
+            Anything else raises ValueError.
         device: where to compute; default the device of the input tensors (CPU for numpy).
         validate: check that every pattern is a causal attention pattern (ValueError if not).
 
@@ -224,16 +255,22 @@ def compute_features(
         DataFrame [n_patterns, n_features], columns named as the set names them,
         rows in input order.
     """
+    if dtype not in COMPUTE_DTYPES:
+        raise ValueError(
+            f"dtype must be torch.float64 or torch.float32 (the compute precision; bfloat16 / float16 "
+            f"patterns are accepted as input and upcast), got {dtype!r}"
+        )
     fs = get_feature_set(feature_set)
-    items = _as_pattern_list(patterns)
-    tensors = [torch.as_tensor(p) for p in items]
+    tensors = _as_pattern_list(patterns)
     if device is None:
         device = tensors[0].device
     out = np.empty((len(tensors), len(fs.feature_names)), dtype=np.float64)
-    for idx in length_chunks([t.shape[-1] if t.ndim else 0 for t in tensors]):
+    for idx in length_chunks([t.shape[-1] for t in tensors]):
         names = [f"pattern {k}" for k in idx]
-        batch = pad_patterns([tensors[k] for k in idx], dtype=dtype, device=device, names=names)
+        chunk = [tensors[k] for k in idx]
+        batch = pad_patterns(chunk, dtype=dtype, device=device, names=names)
         if validate:
-            check_patterns(batch, names=names)
+            source = lowest_precision(t.dtype for t in chunk)
+            check_patterns(batch, names=names, source_dtype=source if source is not None else dtype)
         out[idx] = fs.compute(batch).to("cpu", torch.float64).numpy()
     return pd.DataFrame(out, columns=list(fs.feature_names))
