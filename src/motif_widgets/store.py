@@ -196,6 +196,8 @@ def _meta_doc(data: AtlasData, config: dict) -> dict:
         "config": config,
         "meta": data.meta,
         "heads": {c: data.heads[c].tolist() for c in data.heads.columns},
+        "head_columns": list(data.heads.columns),  # JSON objects are stored with sorted keys
+        "model_order": list(data.models),
         "prompts": [asdict(p) for p in data.prompts],
         "models": {
             n: {
@@ -295,7 +297,7 @@ def _decode(doc: dict, features, scores: tuple[np.ndarray, np.ndarray], thumbnai
     ]
     models = {
         n: ModelInfo(n, m["n_layers"], m["n_heads"], m["lengths"], m["token_ids"], m["token_strs"], m["has_bos"], m["truncated"])
-        for n, m in doc["models"].items()
+        for n, m in ((n, doc["models"][n]) for n in doc.get("model_order", list(doc["models"])))
     }
     sets = doc.get("feature_sets", list(doc["feature_names"]))
     feats, names = {}, {}
@@ -305,7 +307,7 @@ def _decode(doc: dict, features, scores: tuple[np.ndarray, np.ndarray], thumbnai
             raise ValueError(f"feature columns of {name!r} differ from the metadata")
         names[name] = tuple(stored)
     return AtlasData(
-        heads=pd.DataFrame(doc["heads"]),
+        heads=pd.DataFrame(doc["heads"])[doc.get("head_columns", list(doc["heads"]))],
         prompts=prompts,
         models=models,
         features=feats,
