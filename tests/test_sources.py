@@ -133,3 +133,109 @@ def test_hf_source_restores_attention_implementation(tiny_llama):
         assert hf.config._attn_implementation == "sdpa"
     finally:
         hf.set_attn_implementation("eager")
+
+
+# ---------------------------------------------------------------------------- BOS, limits, dtypes
+def test_probes_never_draw_the_bos_id_0(toy_model):
+    # the toy's BOS id is 0, and its vocabulary is too small for the usual [100, V-1000) range,
+    # so probes draw from the whole vocabulary: probe-01 of seed 2 drew 0 when BOS 0 was read as "none"
+    source = source_for(toy_model)
+    assert source.bos_token_id == 0
+    toks = source.tokenize(repeated_token_probes(12, 25, seed=2))
+    assert all(t.ids[0] == 0 and 0 not in t.ids[1:] for t in toks)
+    assert len(toks[1].ids) == 51 and toks[1].ids[1:26] == toks[1].ids[26:]
+
+
+@pytest.mark.parametrize(
+    "bad, error, msg",
+    [(0, ValueError, "max_tokens must be >= 1, got 0"), (-5, ValueError, "max_tokens must be >= 1, got -5"),
+     (2.5, TypeError, "max_tokens must be an integer"), (True, TypeError, "max_tokens must be an integer"),
+     ("64", TypeError, "max_tokens must be an integer")],
+)
+def test_max_tokens_must_be_a_positive_int_or_none(toy_model, bad, error, msg):
+    with pytest.raises(error, match=msg):
+        source_for(toy_model).tokenize([token_prompt([5, 6, 7])], max_tokens=bad)
+
+
+def test_prompts_are_clamped_to_the_model_context(toy_model, tiny_llama):
+    source = source_for(toy_model)
+    assert source.n_ctx == 81 == toy_model.cfg.n_ctx
+    long = token_prompt(np.arange(1, 200) % 999 + 1, id="long")
+    for max_tokens in (None, 500):
+        with pytest.warns(UserWarning, match=r"1 of 2 prompts were longer than the context .*n_ctx=81"):
+            toks = source.tokenize([long, token_prompt([5, 6])], max_tokens=max_tokens)
+        assert len(toks[0].ids) == 81 and toks[0].truncated and toks[1].ids == (0, 5, 6) and not toks[1].truncated
+    with pytest.warns(UserWarning, match="longer than max_tokens=50"):
+        assert len(source.tokenize([long], max_tokens=50)[0].ids) == 50
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(source.tokenize([token_prompt(range(1, 81))], max_tokens=None)[0].ids) == 81  # BOS + 80: fits
+    # Hugging Face config: max_position_embeddings; the same through TransformerLens cfg.n_ctx
+    for kind in ("hf", "hooked", "bridge"):
+        assert source_for(tiny_llama[kind], tokenizer=tiny_llama["tokenizer"]).n_ctx == 256
+
+
+def test_unknown_context_leaves_max_tokens_none_unlimited(tiny_llama):
+    source = source_for(tiny_llama["hf"], tokenizer=tiny_llama["tokenizer"])
+    source.n_ctx = None  # a config without a context length
+    ids = list(range(3, 300)) * 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        toks = source.tokenize([token_prompt(ids)], max_tokens=None)
+    assert len(toks[0].ids) == len(ids) + 1 and not toks[0].truncated
+
+
+def test_user_marked_probes_keep_their_ids_and_duplicates_are_refused(toy_model):
+    from motif_widgets.prompts import token_probe
+
+    source = source_for(toy_model)
+    block = np.array([7, 9, 11, 13], dtype=np.int64)
+    probe = token_probe(np.concatenate([block, block]), id="mine")
+    assert probe.is_probe and probe.token_ids == (7, 9, 11, 13, 7, 9, 11, 13)
+    assert source.tokenize([probe])[0].ids == (0, 7, 9, 11, 13, 7, 9, 11, 13)
+    with pytest.raises(ValueError, match=r"duplicate prompts \(ids \['mine'\]\)"):
+        source.tokenize([probe, token_prompt([5, 6], id="mine")])
+
+
+@pytest.mark.parametrize("kind", ["hf", "hooked", "bridge", "toy"])
+def test_sources_run_models_in_bfloat16(tiny_llama, toy_model, kind):
+    import copy
+
+    if kind == "toy":
+        model, prompts, tok = toy_model, [token_prompt([5, 6, 7, 8, 9]), *repeated_token_probes(2, 6)], None
+    else:
+        model, tok = tiny_llama[kind], tiny_llama["tokenizer"]
+        prompts = [text_prompt(t) for t in TEXTS[:3]] + repeated_token_probes(1, 6)
+    source32 = source_for(model, tokenizer=tok)
+    want = patterns_of(source32, prompts, batch_size=4)
+    model16 = copy.deepcopy(model).to(torch.bfloat16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = patterns_of(source_for(model16, tokenizer=tok), prompts, batch_size=4)
+    for k in want:
+        assert got[k].dtype == torch.bfloat16 and got[k].shape == want[k].shape
+        rows = got[k].float().sum(-1)
+        assert torch.allclose(rows, torch.ones_like(rows), atol=2e-2)
+        assert torch.allclose(got[k].float(), want[k], atol=0.1), k
+
+
+def test_numpy_token_ids_make_a_saveable_atlas_and_marked_probes_feed_token_scores(toy_model, tmp_path):
+    from motif_widgets.prompts import token_probe
+
+    rng = np.random.default_rng(1)
+    block = rng.choice(np.arange(1, 1000), size=20, replace=False)  # numpy int64
+    prompts = [
+        Prompt("np-ids", "tokens", token_ids=rng.integers(1, 1000, size=40)),
+        token_prompt(rng.integers(1, 1000, size=30), id="np-prompt"),
+        token_probe(np.concatenate([block, block]), id="my-probe"),
+    ]
+    assert all(type(t) is int for p in prompts for t in p.token_ids)
+    atlas = Atlas.from_model(toy_model, prompts, progress=False)
+    loaded = Atlas.load(atlas.save(tmp_path / "atlas"))
+    assert loaded.prompts == atlas.prompts and loaded.prompts[2].is_probe
+    auto = atlas.head_scores()
+    on_probe = atlas.head_scores(prompts=["my-probe"])
+    on_all = atlas.head_scores(prompts="all")
+    assert np.allclose(auto["induction"], on_probe["induction"])
+    assert not np.allclose(auto["induction"], on_all["induction"])
+    assert auto["induction"].idxmax().startswith("toy-induction:L1")

@@ -18,7 +18,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .prompts import Prompt, probe_token_ids
+from ._checks import check_int
+from .prompts import Prompt, as_prompts, probe_token_ids
 
 LayerCallback = Callable[[int, torch.Tensor], None]
 
@@ -44,7 +45,9 @@ class PatternSource:
     """Base class: tokenization shared by all model adapters.
 
     Subclasses set name, n_layers, n_heads, device, vocab_size, bos_token_id, tokenizer
-    and implement :meth:`run`.
+    and n_ctx (the longest sequence the model takes, None when unknown) and implement
+    :meth:`run`. Patterns reach the callback in the model's own dtype (float32, float16
+    or bfloat16).
     """
 
     name: str
@@ -55,6 +58,7 @@ class PatternSource:
     bos_token_id: int | None
     pad_token_id: int
     tokenizer: object | None
+    n_ctx: int | None = None
 
     def run(self, ids: torch.Tensor, lengths: torch.Tensor, on_layer: LayerCallback) -> None:
         """Forward ids [B, N] (right-padded; lengths [B]); call on_layer(layer, patterns
@@ -82,15 +86,33 @@ class PatternSource:
 
         Text is encoded without the tokenizer's special tokens; with prepend_bos the BOS id
         is put first (token-id prompts that already start with it are left as they are).
+        Probes made by :func:`~motif_widgets.prompts.repeated_token_probes` draw their tokens
+        from this model's vocabulary (never its BOS or special tokens); probes marked by the
+        user (:func:`~motif_widgets.prompts.token_probe`) keep their token ids as given.
+
+        Args:
+            max_tokens: an int >= 1, or None for no limit of our own. Longer prompts are
+                truncated with a warning. Prompts are also clamped, with a warning, to the
+                model's context (`n_ctx`, when known), whatever max_tokens is.
+
+        Raises:
+            TypeError / ValueError: max_tokens not an int >= 1 or None; duplicate prompt ids;
+                token ids outside the vocabulary; a prompt without tokens.
         """
+        max_tokens = check_int("max_tokens", max_tokens, minimum=1, allow_none=True)
+        prompts = as_prompts(list(prompts))  # Prompt objects pass through; duplicates are refused
         if prepend_bos and self.bos_token_id is None:
             raise ValueError(
                 f"model {self.name!r} has no BOS token id; pass prepend_bos=False or a tokenizer with bos_token_id"
             )
+        n_ctx = self.n_ctx
+        limit = max_tokens if n_ctx is None or (max_tokens is not None and max_tokens <= n_ctx) else n_ctx
+        by_context = limit is not None and limit != max_tokens
+        exclude = self.special_ids() | ({int(self.bos_token_id)} if self.bos_token_id is not None else set())
         out, n_truncated = [], 0
         for p in prompts:
-            if p.is_probe:
-                body = probe_token_ids(p, self.vocab_size, exclude=self.special_ids() | {self.bos_token_id or -1})
+            if p.is_probe and p.token_ids is None:
+                body = probe_token_ids(p, self.vocab_size, exclude=exclude)
             elif p.token_ids is not None:
                 body = list(p.token_ids)
                 bad = [t for t in body if t >= self.vocab_size]
@@ -103,11 +125,18 @@ class PatternSource:
             ids = ([self.bos_token_id] if prepend_bos and not starts_with_bos else []) + body
             if not ids:
                 raise ValueError(f"prompt {p.id!r} has no tokens")
-            truncated = max_tokens is not None and len(ids) > max_tokens
+            truncated = limit is not None and len(ids) > limit
             if truncated:
-                ids, n_truncated = ids[:max_tokens], n_truncated + 1
+                ids, n_truncated = ids[:limit], n_truncated + 1
             out.append(TokenizedPrompt(p, tuple(int(t) for t in ids), has_bos, truncated))
-        if n_truncated:
+        if n_truncated and by_context:
+            asked = "no max_tokens" if max_tokens is None else f"max_tokens={max_tokens}"
+            warnings.warn(
+                f"{n_truncated} of {len(prompts)} prompts were longer than the context of model {self.name!r} "
+                f"(n_ctx={n_ctx} tokens) and were truncated to it ({asked} was given)",
+                stacklevel=3,
+            )
+        elif n_truncated:
             warnings.warn(
                 f"{n_truncated} of {len(prompts)} prompts were longer than max_tokens={max_tokens} "
                 "tokens and were truncated",
@@ -131,6 +160,7 @@ class TransformerLensSource(PatternSource):
         self.n_heads = int(cfg.n_heads)
         self.tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
         self.vocab_size = int(cfg.d_vocab)
+        self.n_ctx = _positive_int_or_none(getattr(cfg, "n_ctx", None))
         self.bos_token_id = getattr(self.tokenizer, "bos_token_id", None) if self.tokenizer is not None else None
         self.pad_token_id = _pad_id(self.tokenizer)
         self.device = _device_of(model)
@@ -160,6 +190,9 @@ class HuggingFaceSource(PatternSource):
         self.n_heads = int(cfg.num_attention_heads)
         self.tokenizer = tokenizer
         self.vocab_size = int(cfg.vocab_size)
+        self.n_ctx = _positive_int_or_none(
+            next((getattr(cfg, a) for a in ("max_position_embeddings", "n_positions") if getattr(cfg, a, None)), None)
+        )
         bos = getattr(tokenizer, "bos_token_id", None) if tokenizer is not None else None
         self.bos_token_id = bos if bos is not None else getattr(cfg, "bos_token_id", None)
         self.pad_token_id = _pad_id(tokenizer)
@@ -207,6 +240,15 @@ def _attention_modules(model) -> list:
         m for m in model.modules() if type(m).__name__.endswith("Attention") and isinstance(getattr(m, "layer_idx", None), int)
     ]
     return sorted(found, key=lambda m: m.layer_idx)
+
+
+def _positive_int_or_none(value) -> int | None:
+    """A context length read from a config: a positive int, else None (unknown)."""
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        return None
+    return value if value > 0 else None
 
 
 def _pad_id(tokenizer) -> int:
