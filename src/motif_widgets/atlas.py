@@ -21,7 +21,7 @@ import torch
 
 from ._checks import check_choice, check_int
 from .atlas_data import AtlasData, ModelInfo, heads_frame  # noqa: F401  (re-exported)
-from .collect import collect_from_model, collect_from_patterns
+from .collect import collect_from_model, collect_from_patterns, pattern_arrays
 from .detect import SCORE_NAMES, TOKEN_SCORES, known_classes
 from .distance import METRICS, nearest_heads
 from .distance import head_distances as _head_distances
@@ -185,6 +185,7 @@ class Atlas:
             token_ids: optional ids per prompt (enables duplicate-token / induction scores).
             token_strs: optional token strings per prompt (for display).
         """
+        per_prompt = pattern_arrays(per_prompt)  # checked first, so errors name it
         if prompts is None:
             prompts = [Prompt(f"p{k:03d}") for k in range(len(per_prompt))]
         else:

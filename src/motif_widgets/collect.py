@@ -192,7 +192,7 @@ def collect_from_patterns(
     device: torch.device | str | None = None,
 ) -> AtlasData:
     """Reduce patterns the user already has: one [layers, heads, n, n] array per prompt."""
-    arrays = _pattern_arrays(per_prompt)
+    arrays = pattern_arrays(per_prompt)
     if len(prompts) != len(arrays):
         raise ValueError(f"prompts: {len(prompts)} prompts for {len(arrays)} pattern arrays; give one per array")
     n_layers, n_heads = arrays[0].shape[:2]
@@ -222,7 +222,7 @@ def collect_from_patterns(
     return out
 
 
-def _pattern_arrays(per_prompt) -> list[torch.Tensor]:
+def pattern_arrays(per_prompt) -> list[torch.Tensor]:
     """per_prompt as a list of [layers, heads, n, n] float tensors (detached), or a clear error."""
     expected = "a list with one [layers, heads, n, n] array or tensor per prompt"
     if per_prompt is None or isinstance(per_prompt, (str, bytes, dict)) or not hasattr(per_prompt, "__len__"):
