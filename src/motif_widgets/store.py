@@ -98,7 +98,8 @@ def _long_index(data: AtlasData, n_inner: int) -> dict[str, pa.Array]:
 
 def _write_table(path: Path, columns: dict[str, pa.Array | np.ndarray]) -> None:
     table = pa.table({k: v if isinstance(v, pa.Array) else pa.array(v) for k, v in columns.items()})
-    pq.write_table(table, path, compression="zstd")
+    # dictionary-encode the id columns only: for float columns it costs time and saves nothing
+    pq.write_table(table, path, compression="zstd", use_dictionary=[c for c in ("head", "prompt") if c in columns])
     with open(path, "rb+") as f:
         os.fsync(f.fileno())
 
