@@ -272,3 +272,155 @@ def test_uint8_patterns_halve_the_thumbnails(toy_view_atlas):
     f16 = HeadExplorer(toy_view_atlas)
     u8 = HeadExplorer(toy_view_atlas, pattern_encoding="uint8")
     assert u8.thumbnails.dtype == np.uint8 and u8.thumbnails.nbytes * 2 == f16.thumbnails.nbytes
+
+
+# ------------------------------------------------------------------ bounded traits
+@pytest.mark.parametrize(
+    "make, name, bad, message",
+    [
+        (SimilarHeads, "badge_threshold", float("nan"), r"badge_threshold must be a finite number in \[0\.0, 1\.0\], got nan"),
+        (SimilarHeads, "badge_threshold", float("inf"), r"badge_threshold must be a finite number in \[0\.0, 1\.0\], got inf"),
+        (SimilarHeads, "badge_threshold", 1.5, r"badge_threshold must be a finite number in \[0\.0, 1\.0\], got 1\.5"),
+        (SimilarHeads, "badge_threshold", -0.1, r"badge_threshold must be a finite number in \[0\.0, 1\.0\]"),
+        (SimilarHeads, "n_thumbnails", 17, r"n_thumbnails must be in 0\.\.16, got 17"),
+        (SimilarHeads, "n_thumbnails", -1, r"n_thumbnails must be in 0\.\.16, got -1"),
+        (SimilarHeads, "n_thumbnails", True, r"'n_thumbnails' trait .* expected an int"),
+        (SimilarHeads, "top_k", 0, r"top_k must be >= 1, got 0"),
+        (PatternGrid, "cell_size", 300, r"cell_size must be in 16\.\.256, got 300"),
+        (PatternGrid, "grid_layer", -1, r"grid_layer must be >= 0, got -1"),
+        (PatternGrid, "scale_exponent", float("nan"), r"scale_exponent must be a finite number in \[0\.05, 5\.0\], got nan"),
+        (PatternGrid, "scale_exponent", 6, r"scale_exponent must be a finite number in \[0\.05, 5\.0\], got 6"),
+        (PatternCloud, "point_size", float("nan"), r"point_size must be a finite number in \[0\.0, 40\.0\], got nan"),
+        (PatternCloud, "point_size", 41.0, r"point_size must be a finite number in \[0\.0, 40\.0\], got 41\.0"),
+    ],
+)
+def test_bounded_traits_refuse_out_of_range_and_nan(make, name, bad, message, multi_atlas):
+    import traitlets
+
+    # as a constructor option ...
+    with pytest.raises(traitlets.TraitError, match=message):
+        make(multi_atlas, **{name: bad})
+    # ... and as an assignment, which leaves the value as it was
+    view = make(multi_atlas)
+    before = getattr(view, name)
+    with pytest.raises(traitlets.TraitError, match=message):
+        setattr(view, name, bad)
+    with pytest.raises(ValueError, match=message):  # still a ValueError for callers
+        setattr(view, name, bad)
+    assert getattr(view, name) == before
+
+
+def test_bounded_traits_accept_their_range_and_numpy_numbers(multi_atlas):
+    panel = SimilarHeads(multi_atlas, badge_threshold=1, n_thumbnails=np.int64(16))
+    assert panel.badge_threshold == 1.0 and isinstance(panel.badge_threshold, float)
+    assert panel.n_thumbnails == 16 and type(panel.n_thumbnails) is int
+    panel.badge_threshold = np.float32(0.25)
+    assert panel.badge_threshold == 0.25
+    grid = PatternGrid(multi_atlas, cell_size=16, scale_exponent=5)
+    assert (grid.cell_size, grid.scale_exponent) == (16, 5.0)
+
+
+def test_a_nan_from_the_browser_is_refused_and_rolled_back(multi_atlas):
+    panel = SimilarHeads(multi_atlas, badge_threshold=0.3)
+    comm = FakeComm()
+    panel.comm = comm
+    from_browser(panel, badge_threshold=float("nan"), top_k=4)
+    assert panel.badge_threshold == 0.3 and panel.top_k == 10  # both rolled back
+    assert comm.updates("badge_threshold") == [0.3]
+
+
+def test_selection_none_is_refused_not_stored(toy_view_atlas, caplog):
+    import traitlets
+
+    e = HeadExplorer(toy_view_atlas, selection=["L1H0"])
+    with pytest.raises(traitlets.TraitError, match=r"selection must be a list of heads \(assign \[\] to clear it\), got None"):
+        e.selection = None
+    assert e.selection == ["toy-induction:L1H0"]
+    assert list(e.selection_df().index) == ["toy-induction:L1H0"]  # used to raise TypeError
+    with pytest.raises(traitlets.TraitError, match="selection must be a list of heads"):
+        PatternGrid(toy_view_atlas, selection=None)
+    from_browser(e, selection=None)  # refused (ipywidgets logs the error) and rolled back
+    assert "selection must be a list of heads" in caplog.text
+    assert e.selection == ["toy-induction:L1H0"]
+    with pytest.raises(ValueError, match="selection must be a list of heads"):
+        e.select(None)
+    e.selection = []  # clearing is an empty list
+    assert e.selection == [] and e.selection_df().empty
+    assert SimilarHeads(toy_view_atlas, selection=("L1H2", "L0H0")).selection == ["toy-induction:L1H2", "toy-induction:L0H0"]
+    assert SimilarHeads(toy_view_atlas, selection=(1, 2)).selection == ["toy-induction:L1H2"]  # (layer, head)
+    assert SimilarHeads(toy_view_atlas, selection=(h for h in ["L0H1"])).selection == ["toy-induction:L0H1"]
+
+
+# ------------------------------------------------------------------ heads= as a user writes it
+def test_heads_string_selects_a_layer(toy_view_atlas, gpt2_like_atlas):
+    # the README's PatternGrid(atlas, heads="L17"): all heads of that layer (used to raise "unknown head 'L1'")
+    g = PatternGrid(toy_view_atlas, heads="L1")
+    assert (g.grid_rows, g.grid_model, g.grid_layer) == ("layer", "toy-induction", 1)
+    g = PatternGrid(gpt2_like_atlas, heads="gpt2-small:L2")
+    assert (g.grid_rows, g.grid_model, g.grid_layer) == ("layer", "gpt2-small", 2)
+    g = PatternGrid(toy_view_atlas, heads="L1H3")
+    assert (g.grid_rows, g.grid_heads) == ("heads", ["toy-induction:L1H3"])
+    g = PatternGrid(toy_view_atlas, heads="L0-L1")
+    assert g.grid_rows == "heads" and g.grid_heads == [f"toy-induction:L{l}H{h}" for l in (0, 1) for h in range(4)]
+    g = PatternGrid(gpt2_like_atlas, heads=["L2H5", "L1-2", "L0H0"])  # a list mixing heads and layers
+    assert g.grid_heads[0] == "gpt2-small:L2H5" and g.grid_heads[-1] == "gpt2-small:L0H0"
+    assert len(g.grid_heads) == 1 + 23 + 1 and len(set(g.grid_heads)) == len(g.grid_heads)
+    g.show_heads("L0")
+    assert (g.grid_rows, g.grid_layer) == ("layer", 0)
+    g.grid_heads = "L1"  # the trait takes layer specs too
+    assert g.grid_heads == [f"gpt2-small:L1H{h}" for h in range(12)]
+
+
+def test_heads_string_in_a_multi_model_atlas(multi_atlas):
+    g = PatternGrid(multi_atlas, heads="L1")  # every model's layer 1
+    assert g.grid_rows == "heads" and g.grid_heads == [f"model{m}:L1H{h}" for m in (0, 1) for h in range(4)]
+    g = PatternGrid(multi_atlas, heads="model1:L2")
+    assert (g.grid_rows, g.grid_model, g.grid_layer) == ("layer", "model1", 2)
+
+
+@pytest.mark.parametrize(
+    "heads, message",
+    [
+        ("L17", r"heads='L17': unknown layer 17; the atlas has layers 0\.\.1"),
+        ("L0-L5", r"heads='L0-L5': unknown layer 5; the atlas has layers 0\.\.1"),
+        ("L1-L0", r"heads='L1-L0': the layer range runs backwards"),
+        ("gpt2:L1", r"heads='gpt2:L1': unknown model 'gpt2'"),
+        ("layer one", r"unknown head 'layer one'"),
+        (["L0H0", "L9"], r"heads='L9': unknown layer 9"),
+        (1.5, r"heads must be None .*got 1\.5"),
+    ],
+)
+def test_bad_heads_strings_raise_clear_errors(heads, message, toy_view_atlas):
+    with pytest.raises(ValueError, match=message):
+        PatternGrid(toy_view_atlas, heads=heads)
+
+
+def test_widget_modules_import_each_other_without_cycles():
+    """base.py and export.py used to import each other (bundle_path / save_html); the bundle
+    paths now sit in the leaf module _bundles. Every `from .x import` in widgets/, including
+    those inside functions, must form an acyclic graph."""
+    import ast
+    from pathlib import Path
+
+    import motif_widgets.widgets as pkg
+
+    folder = Path(pkg.__file__).parent
+    graph = {}
+    for path in folder.glob("*.py"):
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                if node.module:
+                    deps.add(node.module.split(".")[0])
+                else:
+                    deps.update(alias.name for alias in node.names)
+        graph[path.stem] = {d for d in deps if (folder / f"{d}.py").exists()}
+    assert graph["_bundles"] == set() and "_bundles" in graph["export"] and "base" not in graph["export"]
+
+    def visit(node, stack):
+        assert node not in stack, f"import cycle: {' -> '.join([*stack, node])}"
+        for dep in graph[node]:
+            visit(dep, [*stack, node])
+
+    for name in graph:
+        visit(name, [])

@@ -15,6 +15,7 @@ Python is the source of truth: the browser proposes values, the validators here 
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -25,18 +26,10 @@ import traitlets
 
 from ..atlas import Atlas
 from . import _packing
+from ._bundles import STATIC, bundle_path  # noqa: F401  (STATIC / bundle_path: public here too)
 from ._serialization import PATTERN_ENCODINGS
-from .traits import Enum, Float, NDArray, Unicode, refuses_bad_values
-
-STATIC = Path(__file__).resolve().parent.parent / "static"
-
-
-def bundle_path(name: str) -> Path:
-    """Path of a built ES module in motif_widgets/static (see js/build.mjs)."""
-    path = STATIC / f"{name}.js"
-    if not path.is_file():
-        raise FileNotFoundError(f"widget bundle {path} is missing; build it with `cd js && npm ci && node build.mjs`")
-    return path
+from .export import save_html as _save_html
+from .traits import AnyButNone, Enum, Float, NDArray, Unicode, refuses_bad_values
 
 
 def _option(trait: traitlets.TraitType) -> traitlets.TraitType:
@@ -68,7 +61,7 @@ class AtlasWidget(anywidget.AnyWidget):
 
     # the selection, shared by every view of this widget
     selected_head = traitlets.Any(None, allow_none=True).tag(sync=True)
-    selection = traitlets.Any([]).tag(sync=True)
+    selection = AnyButNone([], expected="a list of heads (assign [] to clear it)").tag(sync=True)
 
     def __init__(
         self,
@@ -93,8 +86,10 @@ class AtlasWidget(anywidget.AnyWidget):
             **_packing.clusters(atlas, self._n_clusters),
             **self._payload(atlas),
         }
+        if isinstance(selection, tuple) and not selection:
+            selection = []  # the default
         # one state message when the comm opens: data, options and the initial selection
-        super().__init__(**{**payload, **options}, selection=list(selection), selected_head=selected_head)
+        super().__init__(**{**payload, **options}, selection=selection, selected_head=selected_head)
 
     def _payload(self, atlas: Atlas) -> dict:
         """Trait values of the data this view shows (subclass hook)."""
@@ -147,10 +142,12 @@ class AtlasWidget(anywidget.AnyWidget):
     @refuses_bad_values
     def _validate_selection(self, proposal):
         value = proposal["value"]
-        if value is None:
-            return []
-        if isinstance(value, (str, tuple, int, np.integer)):
+        if value is None:  # select(None); the trait itself refuses None before this
+            raise ValueError("selection must be a list of heads (assign [] to clear it), got None")
+        if isinstance(value, (str, int, np.integer)) or _is_layer_head_pair(value):
             value = [value]
+        if not hasattr(value, "__iter__") or isinstance(value, dict):
+            raise ValueError(f"selection must be a list of heads, got {type(value).__name__}")
         return list(dict.fromkeys(self._head_id(h) for h in value))
 
     @property
@@ -202,25 +199,15 @@ class AtlasWidget(anywidget.AnyWidget):
     def save_html(self, path: str | Path, title: str | None = None) -> Path:
         """Write this view as one self-contained HTML file: it opens offline in a browser (no
         kernel, no network) with the same interactions. Returns the path."""
-        from .export import save_html
-
-        return save_html(self, path, title=title)
+        return _save_html(self, path, title=title)
 
 
 class PatternColorTraits(traitlets.HasTraits):
     """Colour settings of attention heatmaps (grid, thumbnails, large view)."""
 
     color_scale = _option(Enum(["linear", "power", "log"], "linear"))
-    scale_exponent = _option(Float(0.5))
+    scale_exponent = _option(Float(0.5, min=0.05, max=5.0))
     colormap = _option(Enum(["blues", "viridis", "magma"], "blues"))
-
-    @traitlets.validate("scale_exponent")
-    @refuses_bad_values
-    def _validate_exponent(self, proposal):
-        v = float(proposal["value"])
-        if not 0.05 <= v <= 5:
-            raise ValueError(f"scale_exponent must be in [0.05, 5], got {v}")
-        return v
 
 
 class ThumbnailTraits(PatternColorTraits):
@@ -258,6 +245,14 @@ def link_selection(*views: AtlasWidget) -> list[traitlets.link]:
         links.append(traitlets.link((first, "selection"), (v, "selection")))
         links.append(traitlets.link((first, "selected_head"), (v, "selected_head")))
     return links
+
+
+def _is_layer_head_pair(value) -> bool:
+    """(layer, head): one head, not a list of two heads."""
+    return (
+        isinstance(value, tuple) and len(value) == 2
+        and all(isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)) for x in value)
+    )
 
 
 def _as_head_list(atlas: Atlas, heads: Sequence) -> list[str]:

@@ -6,7 +6,8 @@ import traitlets
 
 from ..atlas import Atlas
 from . import _packing
-from .base import AtlasWidget, _option, bundle_path
+from ._bundles import bundle_path
+from .base import AtlasWidget, _option
 from .traits import Enum, Float, NDArray, Unicode, refuses_bad_values
 
 CLOUD_MODES = ("patterns", "heads")
@@ -32,7 +33,7 @@ class CloudTraits(traitlets.HasTraits):
 
     cloud_mode = _option(Enum(CLOUD_MODES, "patterns"))
     color_by = _option(Unicode("layer"))
-    point_size = _option(Float(0.0))
+    point_size = _option(Float(0.0, min=0.0, max=40.0))  # px, 0 = automatic
 
     @traitlets.validate("color_by")
     @refuses_bad_values
@@ -42,14 +43,6 @@ class CloudTraits(traitlets.HasTraits):
         if value not in allowed:
             raise ValueError(f"color_by must be one of {allowed}, got {value!r}")
         return value
-
-    @traitlets.validate("point_size")
-    @refuses_bad_values
-    def _validate_point_size(self, proposal):
-        v = float(proposal["value"])
-        if not 0 <= v <= 40:
-            raise ValueError(f"point_size must be in [0, 40] px (0 = automatic), got {v}")
-        return v
 
 
 class PatternCloud(CloudTraits, AtlasWidget):

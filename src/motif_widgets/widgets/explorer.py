@@ -7,7 +7,8 @@ from typing import Mapping
 
 from ..atlas import Atlas
 from . import _packing
-from .base import AtlasWidget, bundle_path, check_pattern_encoding
+from ._bundles import bundle_path
+from .base import AtlasWidget, check_pattern_encoding
 from .cloud import CloudTraits
 from .grid import GridTraits, grid_rows_options
 from .similar import SimilarTraits

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from ._serialization import embeddable_state
-from .base import bundle_path
+from ._bundles import bundle_path
 
 TEMPLATE = """<!doctype html>
 <html lang="en">

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import numpy as np
@@ -9,15 +10,9 @@ import traitlets
 
 from ..atlas import Atlas
 from . import _packing
-from .base import (
-    AtlasWidget,
-    ThumbnailTraits,
-    _as_head_list,
-    _option,
-    bundle_path,
-    check_pattern_encoding,
-)
-from .traits import Enum, Int, Unicode, refuses_bad_values
+from ._bundles import bundle_path
+from .base import AtlasWidget, ThumbnailTraits, _as_head_list, _option, check_pattern_encoding
+from .traits import AnyButNone, Enum, Int, Unicode, refuses_bad_values
 
 GRID_ROWS = ("auto", "layer", "selection", "heads")
 
@@ -32,11 +27,11 @@ class GridTraits(ThumbnailTraits):
 
     grid_rows = _option(Enum(GRID_ROWS, "auto"))
     grid_model = _option(Unicode(""))
-    grid_layer = _option(Int(0))
-    grid_heads = _option(traitlets.Any([]))
-    grid_prompts = _option(traitlets.Any([]))
+    grid_layer = _option(Int(0, min=0))  # below the largest model's layer count: checked below
+    grid_heads = _option(AnyButNone([], expected="a list of heads and layers"))
+    grid_prompts = _option(AnyButNone([], expected="a list of thumbnail prompt ids ([] = all)"))
     focus_prompt = _option(Unicode(""))
-    cell_size = _option(Int(64))
+    cell_size = _option(Int(64, min=16, max=256))  # px
 
     @traitlets.validate("grid_model")
     @refuses_bad_values
@@ -59,7 +54,7 @@ class GridTraits(ThumbnailTraits):
     @refuses_bad_values
     def _validate_grid_heads(self, proposal):
         value = proposal["value"] or []
-        return _as_head_list(self._atlas, [value] if isinstance(value, str) else value)
+        return expand_heads(self._atlas, [value] if isinstance(value, str) else value)
 
     @traitlets.validate("grid_prompts")
     @refuses_bad_values
@@ -81,17 +76,10 @@ class GridTraits(ThumbnailTraits):
             raise ValueError(f"focus_prompt {value!r} has no kept thumbnail; choose among {kept}")
         return value
 
-    @traitlets.validate("cell_size")
-    @refuses_bad_values
-    def _validate_cell_size(self, proposal):
-        v = int(proposal["value"])
-        if not 16 <= v <= 256:
-            raise ValueError(f"cell_size must be in 16..256 pixels, got {v}")
-        return v
-
     def show_heads(self, heads) -> None:
-        """Choose the grid rows: None (the selected head's layer), "selection", a layer number
-        (of the first model), (model name, layer), or a list of heads."""
+        """Choose the grid rows: None (the selected head's layer), "selection", a layer
+        ("L17", 17 or (model name, 17)), a layer range ("L5-L7"), a head ("L17H3") or a list
+        of heads and layers (see grid_rows_options)."""
         with self.hold_sync():
             for name, value in grid_rows_options(self._atlas, heads).items():
                 setattr(self, name, value)
@@ -101,21 +89,85 @@ class GridTraits(ThumbnailTraits):
         self.grid_prompts = list(prompts or [])
 
 
+#: "L17" (a layer), "L5-L7" / "L5-7" (layers 5 to 7), optionally after "model:".
+_LAYER_SPEC = re.compile(r"^(?:(?P<model>.+):)?L(?P<first>\d+)(?:-L?(?P<last>\d+))?$")
+HEADS_HELP = (
+    "heads must be None (the selected head's layer), 'selection', a layer ('L17', 17 or (model, 17)), "
+    "a layer range ('L5-L7'), a head ('L17H3', 'model:L17H3', (17, 3)) or a list of heads and layers"
+)
+
+
+def _layer_spec(atlas: Atlas, text: str) -> tuple[str | None, list[int]] | None:
+    """(model or None, layers) of "L17" / "L5-L7" / "model:L17", checked against the atlas;
+    None when `text` is not a layer spec (e.g. a head id "L17H3")."""
+    match = _LAYER_SPEC.match(text.strip())
+    if match is None:
+        return None
+    model = match["model"]
+    if model is not None and model not in atlas.model_names:
+        raise ValueError(f"heads={text!r}: unknown model {model!r}; the atlas has {atlas.model_names}")
+    first = int(match["first"])
+    last = int(match["last"]) if match["last"] is not None else first
+    if last < first:
+        raise ValueError(f"heads={text!r}: the layer range runs backwards (write 'L{last}-L{first}')")
+    models = [model] if model is not None else atlas.model_names
+    n = max(atlas.data.models[m].n_layers for m in models)
+    if last >= n:
+        which = f"model {model!r}" if model is not None else "the atlas"
+        raise ValueError(f"heads={text!r}: unknown layer {last}; {which} has layers 0..{n - 1}")
+    return model, list(range(first, last + 1))
+
+
+def _heads_of_layers(atlas: Atlas, model: str | None, layers: list[int]) -> list[str]:
+    """Head ids of `layers` (of `model`, or of every model that has them), layer by layer."""
+    heads = atlas.heads
+    keep = heads["layer"].isin(layers).to_numpy()
+    if model is not None:
+        keep &= (heads["model"] == model).to_numpy()
+    ids = np.asarray(atlas.head_ids)[keep]
+    order = np.lexsort((np.nonzero(keep)[0], heads["layer"].to_numpy()[keep]))
+    return [str(h) for h in ids[order]]
+
+
+def expand_heads(atlas: Atlas, heads) -> list[str]:
+    """Full head ids of a list of heads ("L5H1", "model:L5H1", (5, 1), an int) and layer specs
+    ("L17", "L5-L7", "model:L17"), in order, without repeats."""
+    if not hasattr(heads, "__iter__") or isinstance(heads, (dict, bytes)):
+        raise ValueError(f"{HEADS_HELP}; got {heads!r}")
+    out: list[str] = []
+    for h in heads:
+        spec = _layer_spec(atlas, h) if isinstance(h, str) else None
+        out.extend(_heads_of_layers(atlas, *spec) if spec is not None else _as_head_list(atlas, [h]))
+    return list(dict.fromkeys(out))
+
+
 def grid_rows_options(atlas: Atlas, heads) -> dict:
-    """Trait values for a `heads=` argument (see GridTraits.show_heads)."""
+    """Trait values for a `heads=` argument (see GridTraits.show_heads).
+
+    "L17" (or 17) shows layer 17 (of the one model; in a multi-model atlas, 17 means the
+    first model's layer and "L17" the heads of layer 17 of every model that has one),
+    "model:L17" that model's layer, "L5-L7" the heads of layers 5 to 7, "L17H3" one head;
+    lists may mix heads and layers. An unknown layer or head raises ValueError.
+    """
     if heads is None:
         return {"grid_rows": "auto"}
     if isinstance(heads, str) and heads == "selection":
         return {"grid_rows": "selection"}
-    if isinstance(heads, (int, np.integer)) and not isinstance(heads, bool):
+    if isinstance(heads, (int, np.integer)) and not isinstance(heads, (bool, np.bool_)):
         return {"grid_rows": "layer", "grid_model": atlas.model_names[0], "grid_layer": int(heads)}
     if isinstance(heads, tuple) and len(heads) == 2 and isinstance(heads[0], str) and heads[0] in atlas.model_names:
         return {"grid_rows": "layer", "grid_model": heads[0], "grid_layer": int(heads[1])}
     if isinstance(heads, str):
+        spec = _layer_spec(atlas, heads)
+        if spec is not None:
+            model, layers = spec
+            if len(layers) == 1 and (model is not None or len(atlas.model_names) == 1):
+                return {"grid_rows": "layer", "grid_model": model or atlas.model_names[0], "grid_layer": layers[0]}
+            return {"grid_rows": "heads", "grid_heads": _heads_of_layers(atlas, model, layers)}
         heads = [heads]
-    if not hasattr(heads, "__iter__"):
-        raise ValueError(f"heads must be None, 'selection', a layer, (model, layer) or a list of heads; got {heads!r}")
-    return {"grid_rows": "heads", "grid_heads": _as_head_list(atlas, list(heads))}
+    if isinstance(heads, (bool, np.bool_, float, dict)) or not hasattr(heads, "__iter__"):
+        raise ValueError(f"{HEADS_HELP}; got {heads!r}")
+    return {"grid_rows": "heads", "grid_heads": expand_heads(atlas, list(heads))}
 
 
 class PatternGrid(GridTraits, AtlasWidget):
@@ -129,8 +181,9 @@ class PatternGrid(GridTraits, AtlasWidget):
 
     Args:
         atlas: the Atlas to show.
-        heads: rows: None (the selected head's layer, default), "selection", a layer number,
-            (model name, layer), or a list of heads ("L5H1", "model:L5H1", (5, 1)).
+        heads: rows: None (the selected head's layer, default), "selection", a layer
+            ("L17", 17, "model:L17" or (model name, 17)), a range of layers ("L5-L7"), a head
+            ("L5H1", "model:L5H1", (5, 1)) or a list of heads and layers.
         prompts: thumbnail prompt ids to show as columns (None = all).
         pattern_encoding: "float16" (default) or "uint8" (half the size, square-root code).
         selected_head, selection: the initial selection.

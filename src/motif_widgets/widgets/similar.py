@@ -6,13 +6,8 @@ import traitlets
 
 from ..atlas import Atlas
 from . import _packing
-from .base import (
-    AtlasWidget,
-    ThumbnailTraits,
-    _option,
-    bundle_path,
-    check_pattern_encoding,
-)
+from ._bundles import bundle_path
+from .base import AtlasWidget, ThumbnailTraits, _option, check_pattern_encoding
 from .traits import Float, Int, NDArray, Unicode, refuses_bad_values
 
 
@@ -30,10 +25,10 @@ class SimilarTraits(ThumbnailTraits):
     model_neighbor_distance = NDArray("float32", 3).tag(sync=True)
     n_neighbors = traitlets.Int(_packing.DEFAULT_N_NEIGHBORS).tag(sync=True)
 
-    top_k = _option(Int(10))
+    top_k = _option(Int(10, min=1))  # at most n_neighbors: checked against the shipped table
     neighbor_model = _option(Unicode(""))
-    badge_threshold = _option(Float(0.4))
-    n_thumbnails = _option(Int(3))
+    badge_threshold = _option(Float(0.4, min=0.0, max=1.0))  # head-type scores lie in [0, 1]
+    n_thumbnails = _option(Int(3, min=0, max=16))
 
     @traitlets.validate("top_k")
     @refuses_bad_values
@@ -51,14 +46,6 @@ class SimilarTraits(ThumbnailTraits):
         if name and name not in self._atlas.model_names:
             raise ValueError(f"unknown model {name!r}; the atlas has {self._atlas.model_names}")
         return name
-
-    @traitlets.validate("n_thumbnails")
-    @refuses_bad_values
-    def _validate_n_thumbnails(self, proposal):
-        n = int(proposal["value"])
-        if not 0 <= n <= 16:
-            raise ValueError(f"n_thumbnails must be in 0..16, got {n}")
-        return n
 
     def _similar_payload(self, atlas: Atlas, n_neighbors: int) -> dict:
         if not isinstance(n_neighbors, int) or isinstance(n_neighbors, bool) or n_neighbors < 1:

@@ -1,9 +1,10 @@
-"""Trait types of the widgets: numpy arrays synced as binary buffers, and the error of a
-refused trait value."""
+"""Trait types of the widgets: numpy arrays synced as binary buffers, bounded numbers, and
+the error of a refused trait value."""
 
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 import traitlets
@@ -18,7 +19,8 @@ class InvalidTraitValue(traitlets.TraitError, ValueError):
 
 def refuses_bad_values(validator):
     """Decorate a cross-validator (``@traitlets.validate``) so that its ValueErrors become
-    InvalidTraitValue."""
+    InvalidTraitValue. Only for checks that depend on the data (a head of this atlas, a layer
+    it has); fixed ranges are bounded traits (``Int(16, min=16, max=256)``)."""
 
     @functools.wraps(validator)
     def checked(self, proposal):
@@ -106,13 +108,69 @@ class Enum(_RefusesWithValueError, traitlets.Enum):
     """traitlets.Enum whose refusals are ValueErrors too."""
 
 
-class Int(_RefusesWithValueError, traitlets.Int):
-    """traitlets.Int whose refusals are ValueErrors too."""
+class _Bounded(_RefusesWithValueError):
+    """Mixin for traitlets.Int / Float with optional ``min`` / ``max``: bools are refused,
+    numpy scalars accepted, and a refusal says the trait's name and range,
+    e.g. "cell_size must be in 16..256, got 4" (an InvalidTraitValue)."""
+
+    _range_sep = ".."
+
+    def _expected(self) -> str:
+        lo, hi = self.min, self.max
+        if lo is not None and hi is not None:
+            return f"in {lo}{self._range_sep}{hi}"
+        if lo is not None:
+            return f">= {lo}"
+        return f"<= {hi}" if hi is not None else ""
+
+    def validate(self, obj, value):
+        if isinstance(value, (bool, np.bool_)):
+            self.error(obj, value)
+        if isinstance(value, (np.integer, np.floating)):
+            value = value.item()
+        try:
+            return super().validate(obj, value)
+        except InvalidTraitValue:
+            raise
+        except traitlets.TraitError:  # traitlets' bounds check
+            raise InvalidTraitValue(f"{self.name} must be {self._expected()}, got {value!r}") from None
 
 
-class Float(_RefusesWithValueError, traitlets.Float):
-    """traitlets.Float whose refusals are ValueErrors too."""
+class Int(_Bounded, traitlets.Int):
+    """traitlets.Int whose refusals are ValueErrors too; ``min`` / ``max`` bound it."""
+
+
+class Float(_Bounded, traitlets.Float):
+    """traitlets.Float whose refusals are ValueErrors too; ``min`` / ``max`` bound it, and
+    NaN and infinities are refused (a NaN passes any bounds check)."""
+
+    def _expected(self) -> str:
+        if self.min is not None and self.max is not None:
+            return f"a finite number in [{self.min}, {self.max}]"
+        return " ".join(["a finite number", super()._expected()]).strip()
+
+    def validate(self, obj, value):
+        value = super().validate(obj, value)
+        if not math.isfinite(value):
+            raise InvalidTraitValue(f"{self.name} must be {self._expected()}, got {value!r}")
+        return value
 
 
 class Unicode(_RefusesWithValueError, traitlets.Unicode):
     """traitlets.Unicode whose refusals are ValueErrors too."""
+
+
+class AnyButNone(traitlets.Any):
+    """traitlets.Any that refuses None (traitlets.Any ignores ``allow_none=False``): a
+    cross-validator then checks the rest. ``expected`` says what to give instead."""
+
+    allow_none = False
+
+    def __init__(self, default_value=traitlets.Undefined, expected: str = "not None", **kwargs):
+        super().__init__(default_value, **kwargs)
+        self.expected = expected
+
+    def validate(self, obj, value):
+        if value is None:
+            raise InvalidTraitValue(f"{self.name} must be {self.expected}, got None")
+        return value
