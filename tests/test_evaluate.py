@@ -13,6 +13,7 @@ import pytest
 from motif_widgets.atlas_data import AtlasData
 from motif_widgets import Atlas
 from motif_widgets.evaluate import (
+    ambiguous_heads,
     compare,
     cross_model_transfer,
     label_heads,
@@ -256,3 +257,29 @@ def test_validation_notebook_runs_on_the_toy_model(monkeypatch):
     )
     assert "induction" in text and "skipped" in text
     assert any("image/png" in o.get("data", {}) for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_ambiguous_band_heads_are_neither_hit_nor_miss():
+    # 6 heads on a line: a, a (label x), b (ambiguous for x), c, c (label y), d
+    pos = np.array([0.0, 1.0, 0.5, 5.0, 6.0, 9.0])
+    d = np.abs(pos[:, None] - pos[None, :])
+    labels = ["x", "x", None, "y", "y", None]
+    strict = retrieval_metrics(d, labels, ks=(1,))
+    assert strict.loc["x", "r_precision"] == 0.0  # the ambiguous head b sits between the two x heads
+    band = retrieval_metrics(d, labels, ks=(1,), ambiguous={"x": [False, False, True, False, False, False]})
+    assert band.loc["x", "r_precision"] == 1.0 and band.loc["y", "r_precision"] == strict.loc["y", "r_precision"]
+    assert band.loc["x", "random"] == pytest.approx(1 / 4)  # b left the candidates: 1 relevant of 4
+    # a label's own members are never removed, whatever the mask says
+    same = retrieval_metrics(d, labels, ks=(1,), ambiguous={"x": [True, True, False, False, False, False]})
+    assert same.loc["x", "r_precision"] == 0.0
+    with pytest.raises(ValueError, match=r"ambiguous\['x'\] must hold one bool per head \(6\)"):
+        retrieval_metrics(d, labels, ambiguous={"x": [True]})
+
+
+def test_ambiguous_heads_of_the_toy_model(toy_atlas):
+    band = ambiguous_heads(toy_atlas)
+    scores = toy_atlas.head_scores(prompts="probes")
+    expected = (scores["induction"] >= 0.2) & (scores["induction"] < 0.4)
+    assert band["induction"].equals(expected)
+    with pytest.raises(ValueError, match="bands: score 'nope' is not available"):
+        ambiguous_heads(toy_atlas, bands={"nope": (0.1, 0.2)})

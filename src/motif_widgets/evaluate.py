@@ -86,7 +86,9 @@ def _label_array(labels, n: int, index: pd.Index | None) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- retrieval
-def retrieval_metrics(distances, labels, ks: Sequence[int] = (1, 3, 5)) -> pd.DataFrame:
+def retrieval_metrics(
+    distances, labels, ks: Sequence[int] = (1, 3, 5), ambiguous: Mapping[str, Sequence[bool]] | pd.DataFrame | None = None
+) -> pd.DataFrame:
     """How well nearest-neighbour search retrieves heads of the same label.
 
     Every labelled head whose class has at least 2 members is a query; all other heads
@@ -101,6 +103,11 @@ def retrieval_metrics(distances, labels, ks: Sequence[int] = (1, 3, 5)) -> pd.Da
         distances: [H, H] array or DataFrame (then labels may be a Series indexed by head).
         labels: [H] label per head; None / NaN / "" = unlabelled.
         ks: the k of precision@k, each 1 <= k <= H - 1.
+        ambiguous: optional {label: [H] bool} (or a DataFrame with a bool column per label,
+            see :func:`ambiguous_heads`): heads whose score for that label lies just under
+            its threshold count as neither hit nor miss: they are removed from the ranking
+            of that label's queries (and from the random baseline), so R-precision measures
+            how well clear members are separated from clear non-members.
     Returns:
         DataFrame indexed by label (sorted, then "overall") with columns n_heads (class
         size), p@k for each k, r_precision, map, random. A class of one head gets a row
@@ -123,19 +130,20 @@ def retrieval_metrics(distances, labels, ks: Sequence[int] = (1, 3, 5)) -> pd.Da
     sizes = {c: int(sum(x == c for x in lab)) for c in classes}
     if max(sizes.values()) < 2:
         raise ValueError(f"every label has a single head ({sizes}); retrieval needs a class of at least 2")
+    skip = _ambiguous_masks(ambiguous, classes, n, index, lab)
 
     per_query = []  # (label, {metric: value})
     for i in np.nonzero([x is not None and sizes[x] >= 2 for x in lab])[0]:
         order = np.argsort(d[i], kind="stable")
-        order = order[order != i]
-        relevant = np.array([x == lab[i] for x in lab[order]])  # [H-1]
+        order = order[(order != i) & ~skip[lab[i]][order]]
+        relevant = np.array([x == lab[i] for x in lab[order]])  # [candidates]
         hits = np.cumsum(relevant)
         r = sizes[lab[i]] - 1
         ranks = np.nonzero(relevant)[0] + 1
-        row = {f"p@{k}": hits[k - 1] / k for k in ks}
+        row = {f"p@{k}": hits[min(k, len(order)) - 1] / k for k in ks}
         row["r_precision"] = hits[r - 1] / r
         row["map"] = float(np.mean(hits[ranks - 1] / ranks))
-        row["random"] = r / (n - 1)
+        row["random"] = r / len(order)
         per_query.append((lab[i], row))
 
     table = pd.DataFrame([row for _, row in per_query], index=pd.Index([c for c, _ in per_query], name="label"))
@@ -145,6 +153,50 @@ def retrieval_metrics(distances, labels, ks: Sequence[int] = (1, 3, 5)) -> pd.Da
     out.insert(0, "n_heads", [sizes[c] for c in classes] + [sum(s for s in sizes.values() if s >= 2)])
     out.index.name = "label"
     return out
+
+
+def _ambiguous_masks(ambiguous, classes, n: int, index: pd.Index | None, lab: np.ndarray) -> dict[str, np.ndarray]:
+    """{label: [H] bool} of heads left out of that label's rankings (never its own members)."""
+    masks = {c: np.zeros(n, bool) for c in classes}
+    if ambiguous is None:
+        return masks
+    items = ambiguous.items() if isinstance(ambiguous, (Mapping, pd.DataFrame)) else None
+    if items is None:
+        raise TypeError(f"ambiguous must be a {{label: [H] bool}} mapping or DataFrame, got {type(ambiguous).__name__}")
+    for c, mask in items:
+        if c not in masks:
+            continue
+        if isinstance(mask, pd.Series) and index is not None:
+            mask = mask.reindex(index, fill_value=False)
+        m = np.asarray(mask, dtype=bool)
+        if m.shape != (n,):
+            raise ValueError(f"ambiguous[{c!r}] must hold one bool per head ({n}), got shape {m.shape}")
+        masks[c] = m & (lab != c)
+    return masks
+
+
+def ambiguous_heads(
+    atlas: Atlas, bands: Mapping[str, tuple[float, float]] | None = None, prompts="probes"
+) -> pd.DataFrame:
+    """Heads whose score lies in an "ambiguous band" just under a label's threshold.
+
+    Args:
+        bands: {score: (low, threshold)}; default (0.2, 0.4) for induction and previous_token
+            (the DEFAULT_THRESHOLDS with a band down to half of them).
+        prompts: as for :func:`label_heads`.
+    Returns:
+        [H, labels] bool DataFrame indexed by head id: low <= score < threshold.
+    """
+    bands = dict(bands or {k: (v / 2, v) for k, v in DEFAULT_THRESHOLDS.items()})
+    scores = atlas.head_scores(prompts=prompts)
+    out = {}
+    for name, (low, high) in bands.items():
+        if name not in scores.columns:
+            raise ValueError(f"bands: score {name!r} is not available (have {list(scores.columns)})")
+        if not low <= high:
+            raise ValueError(f"bands: {name!r} needs low <= threshold, got ({low}, {high})")
+        out[name] = (scores[name] >= low) & (scores[name] < high)
+    return pd.DataFrame(out, index=scores.index)
 
 
 # ---------------------------------------------------------------------------- prompt subsets
@@ -241,7 +293,8 @@ def cross_model_transfer(
 
 
 def score_space_ceiling(
-    atlas: Atlas, thresholds: Mapping[str, float] | None = None, prompts="probes", ks: Sequence[int] = (1, 3, 5)
+    atlas: Atlas, thresholds: Mapping[str, float] | None = None, prompts="probes", ks: Sequence[int] = (1, 3, 5),
+    ambiguous=None,
 ) -> pd.DataFrame:
     """Retrieval when heads are compared by the very scores that define their labels.
 
@@ -253,13 +306,13 @@ def score_space_ceiling(
     similar-head search measured this way.
 
     Returns:
-        retrieval_metrics of that distance (same layout).
+        retrieval_metrics of that distance (same layout; `ambiguous` as there).
     """
     thresholds = dict(DEFAULT_THRESHOLDS if thresholds is None else thresholds)
     labels = label_heads(atlas, thresholds, prompts)
     scores = atlas.head_scores(prompts=prompts)[list(thresholds)].to_numpy()
     d = np.sqrt(((scores[:, None, :] - scores[None, :, :]) ** 2).sum(-1))
-    return retrieval_metrics(pd.DataFrame(d, index=labels.index, columns=labels.index), labels, ks)
+    return retrieval_metrics(pd.DataFrame(d, index=labels.index, columns=labels.index), labels, ks, ambiguous)
 
 
 # ---------------------------------------------------------------------------- comparison
@@ -271,6 +324,7 @@ def compare(
     ks: Sequence[int] = (1, 3, 5),
     stability: bool = True,
     seed: int = 0,
+    ambiguous=None,
 ) -> pd.DataFrame:
     """Retrieval metrics (and split-half stability) for each feature set x metric.
 
@@ -279,6 +333,8 @@ def compare(
         labels: [H] labels (default: label_heads(atlas)); the same for every configuration.
         stability: also compute split_half_stability (column split_half_rho, repeated on
             each label row of a configuration).
+        ambiguous: optional near-threshold heads (see :func:`ambiguous_heads`); then the
+            band-excluded r_precision_band and map_band are added beside the strict ones.
     Returns:
         DataFrame with columns feature_set, metric, label, then those of retrieval_metrics
         (and split_half_rho), one row per configuration and label.
@@ -294,7 +350,12 @@ def compare(
     for fs in feature_sets:
         for metric in metrics:
             configured = atlas.configure(feature_set=fs, metric=metric)
-            table = retrieval_metrics(configured.head_distances(), labels, ks).reset_index()
+            distances = configured.head_distances()
+            table = retrieval_metrics(distances, labels, ks).reset_index()
+            if ambiguous is not None:
+                band = retrieval_metrics(distances, labels, ks, ambiguous)
+                table["r_precision_band"] = band["r_precision"].to_numpy()
+                table["map_band"] = band["map"].to_numpy()
             if stability:
                 table["split_half_rho"] = split_half_stability(configured, seed)
             table.insert(0, "metric", metric)
