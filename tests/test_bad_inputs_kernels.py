@@ -61,6 +61,16 @@ def test_compute_features_names_patterns_and_what_was_expected(bad, error, messa
         compute_features(bad)
 
 
+def test_invalid_pattern_values_name_the_pattern_in_patterns():
+    leaky = good(3).T.copy()  # attends to future tokens
+    with pytest.raises(ValueError, match=r"patterns\[1\] \(n = 3\) is not causal: entries above the diagonal exceed 1e-06"):
+        compute_features([good(5), leaky])
+    with pytest.raises(ValueError, match=r"patterns\[0\] \(n = 3\) has rows that do not sum to 1 \(tolerance 0\.001"):
+        compute_features(np.stack([good(3) * 1.1, good(3)]))
+    with pytest.raises(ValueError, match=r"patterns\[0\] \(n = 2\) contains NaN"):
+        compute_features([[[1.0, 0.0], [np.nan, 0.5]]])
+
+
 @pytest.mark.parametrize(
     "bad, error, message",
     [

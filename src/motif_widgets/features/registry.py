@@ -266,7 +266,7 @@ def compute_features(
         device = tensors[0].device
     out = np.empty((len(tensors), len(fs.feature_names)), dtype=np.float64)
     for idx in length_chunks([t.shape[-1] for t in tensors]):
-        names = [f"pattern {k}" for k in idx]
+        names = [f"patterns[{k}]" for k in idx]
         chunk = [tensors[k] for k in idx]
         batch = pad_patterns(chunk, dtype=dtype, device=device, names=names)
         if validate:
