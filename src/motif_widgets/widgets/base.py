@@ -15,7 +15,6 @@ Python is the source of truth: the browser proposes values, the validators here 
 from __future__ import annotations
 
 import difflib
-import re
 from pathlib import Path
 from typing import Iterable, Sequence
 
