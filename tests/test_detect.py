@@ -67,3 +67,14 @@ def test_score_sums_without_tokens_have_no_token_rows():
     token = [SCORE_NAMES.index("duplicate_token"), SCORE_NAMES.index("induction")]
     assert (rows[0, token] == 0).all() and (sums[0, 0, token] == 0).all()
     assert (rows[0, [k for k in range(len(SCORE_NAMES)) if k not in token]] == 5).all()
+
+
+def test_gpt2_small_classes_are_found_under_transformerlens_and_hub_names():
+    from motif_widgets.detect import canonical_model_name, known_classes
+
+    expected = known_classes("gpt2-small", 9, 9)
+    assert expected  # a name mover in IOI
+    for name in ("gpt2", "GPT2", "openai-community/gpt2", "gpt2-small"):
+        assert canonical_model_name(name) == "gpt2-small"
+        assert known_classes(name, 9, 9) == expected
+    assert known_classes("smollm2-135m", 9, 9) == [] and canonical_model_name("smollm2-135m") == "smollm2-135m"

@@ -180,3 +180,14 @@ def test_checked_weights_lives_in_checks_and_the_registry_does_not_import_embed(
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-500:]
     assert out.stdout.strip() == "motif_widgets._checks"
+
+
+def test_pattern_embedding_works_inside_an_sklearn_pipeline():
+    from sklearn.pipeline import make_pipeline
+
+    x = np.random.default_rng(0).normal(size=(40, 5))
+    y = np.arange(40)  # a Pipeline passes y along; the embedding ignores it
+    pipe = make_pipeline(PatternEmbedding(n_components=3)).fit(x, y)
+    assert np.allclose(pipe.transform(x), PatternEmbedding(n_components=3).fit(x).transform(x))
+    names = PatternEmbedding(n_components=2).fit(x, feature_names=list("abcde")).kept_features_
+    assert names == list("abcde")

@@ -16,7 +16,9 @@ from .features import (  # noqa: E402
     register_feature_set,
 )
 from .models import available_models, load_hf_model, load_model  # noqa: E402
-from .prompts import Prompt, chunk_texts, default_prompts, load_jsonl, pile_prompts, repeated_token_probes  # noqa: E402
+from .atlas_data import AtlasData  # noqa: E402
+from .prompts import Prompt, chunk_texts, default_prompts, load_jsonl, pile_prompts, repeated_token_probes, token_probe  # noqa: E402
+from .store import AtlasFileError  # noqa: E402
 from . import evaluate  # noqa: E402
 
 #: The notebook views, imported on first use (the compute core needs no widget libraries).
@@ -31,7 +33,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'motif_widgets' has no attribute {name!r}")
 
 __all__ = [
-    "Atlas", "AtlasConfig", "FeatureSet", "HeadExplorer", "PatternCloud", "PatternGrid", "SimilarHeads", "PatternEmbedding", "Prompt", "__version__", "available_feature_sets",
+    "Atlas", "AtlasConfig", "AtlasData", "AtlasFileError", "FeatureSet", "HeadExplorer", "PatternCloud", "PatternGrid", "SimilarHeads", "PatternEmbedding", "Prompt", "__version__", "available_feature_sets",
     "available_models", "chunk_texts", "compute_features", "default_prompts", "evaluate", "get_feature_set", "load_hf_model",
-    "link_selection", "load_jsonl", "load_model", "pile_prompts", "register_feature_set", "repeated_token_probes",
+    "link_selection", "load_jsonl", "load_model", "pile_prompts", "register_feature_set", "repeated_token_probes", "token_probe",
 ]

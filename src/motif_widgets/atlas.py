@@ -315,7 +315,7 @@ class Atlas:
             weights=weights,
         )
         h, p, f = self.features.shape
-        return emb.fit(self.features.reshape(h * p, f), self.feature_names)
+        return emb.fit(self.features.reshape(h * p, f), feature_names=self.feature_names)
 
     @cached_property
     def points(self) -> np.ndarray:

@@ -101,10 +101,34 @@ def _known_heads() -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+#: Other names of the models in data/known_heads.json: TransformerLens's official names and
+#: aliases, and Hugging Face repository names (compared case-insensitively, org prefix dropped).
+MODEL_ALIASES: dict[str, str] = {
+    "gpt2": "gpt2-small",
+    "gpt2-small": "gpt2-small",
+    "openai-community/gpt2": "gpt2-small",
+    "openai-gpt2-small": "gpt2-small",
+}
+
+
+def canonical_model_name(model_name: str) -> str:
+    """The name known_heads.json files a model under ("gpt2" -> "gpt2-small"); other names
+    are returned as given."""
+    known = _known_heads()["models"]
+    if model_name in known:
+        return model_name
+    key = str(model_name).strip().lower()
+    for candidate in (key, key.rsplit("/", 1)[-1]):
+        if candidate in MODEL_ALIASES:
+            return MODEL_ALIASES[candidate]
+    return model_name
+
+
 def known_classes(model_name: str, layer: int, head: int) -> list[str]:
     """Literature classes of a head ("source:Class"), for models with published labels
-    (gpt2-small: IOI, the SAE survey and greater-than; see data/known_heads.json)."""
-    model = _known_heads()["models"].get(model_name)
+    (gpt2-small, also found as "gpt2" or "openai-community/gpt2": IOI, the SAE survey and
+    greater-than; see data/known_heads.json)."""
+    model = _known_heads()["models"].get(canonical_model_name(model_name))
     if model is None:
         return []
     return list(model.get(f"L{layer}H{head}", []))

@@ -78,7 +78,7 @@ class PatternEmbedding(TransformerMixin, BaseEstimator):
             raise ValueError(f"expected a 2-D feature table [rows, features], got shape {arr.shape}")
         return arr, list(names) if names is not None else [f"f{k}" for k in range(arr.shape[1])]
 
-    def fit(self, x, feature_names: Sequence[str] | None = None) -> "PatternEmbedding":
+    def fit(self, x, y=None, *, feature_names: Sequence[str] | None = None) -> "PatternEmbedding":
         """Fit on a feature table x [rows, features] (DataFrame or array)."""
         params = self._checked_params()
         weights = params["weights"]
@@ -146,8 +146,8 @@ class PatternEmbedding(TransformerMixin, BaseEstimator):
             raise ValueError("feature table has NaN in columns the embedding uses")
         return self._pca.transform(z)
 
-    def fit_transform(self, x, feature_names: Sequence[str] | None = None) -> np.ndarray:
-        return self.fit(x, feature_names).transform(x)
+    def fit_transform(self, x, y=None, *, feature_names: Sequence[str] | None = None) -> np.ndarray:
+        return self.fit(x, feature_names=feature_names).transform(x)
 
     def loadings(self) -> pd.DataFrame:
         """[kept features, components] PCA loadings (rows of components_ as columns pc.i)."""
