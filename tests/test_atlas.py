@@ -240,3 +240,39 @@ def test_token_prompts_only_model_runs_end_to_end(toy_model):
     assert atlas.data.models["toy-induction"].has_bos.all()
     assert atlas.data.models["toy-induction"].lengths.tolist() == [31] * 4 + [31, 31]
     assert np.isfinite(atlas.points).all()
+
+
+def test_families_are_named_and_the_cluster_count_is_chosen_by_silhouette(toy_atlas):
+    from motif_widgets.projection import choose_n_clusters
+
+    k, silhouettes = choose_n_clusters(toy_atlas.distances)
+    assert silhouettes and k == max(silhouettes, key=silhouettes.get) and 4 <= k <= 7  # 4..12, capped at H - 1
+    assert toy_atlas.clusters().max() == k
+    families = toy_atlas.families()
+    induction = families[[f"toy-induction:L1H{h}" for h in range(4)]]
+    assert induction.nunique() == 1 and "induction" in induction.iloc[0]  # the four induction heads: one named family
+    assert not any("induction" in f for f in families.drop(induction.index))
+    table = toy_atlas.head_table()
+    assert table["family"].equals(families) and table["cluster"].equals(toy_atlas.clusters())
+    assert toy_atlas.similar_heads("L1H0", k=3)["family"].tolist() == [induction.iloc[0]] * 3
+    with pytest.raises(ValueError, match="n_clusters must be >= 1"):
+        toy_atlas.clusters(0)
+
+
+def test_family_names_follow_the_mean_scores():
+    import pandas as pd
+
+    from motif_widgets.projection import name_families
+
+    scores = pd.DataFrame(
+        {
+            "previous_token": [0.9, 0.8, 0.0, 0.0, 0.0, 0.1],
+            "first_token": [0.0, 0.1, 0.9, 0.8, 0.6, 0.1],
+            "self": [0.0, 0.0, 0.0, 0.0, 0.35, 0.1],
+            "recent": [0.9, 0.8, 0.0, 0.0, 0.0, 0.1],
+            "diffuse": [0.1, 0.1, 0.1, 0.1, 0.1, 0.2],
+        }
+    )
+    names = name_families(np.array([1, 1, 2, 2, 3, 4]), scores)
+    assert names[1] == "previous-token + recent" and names[4] == "mixed"
+    assert names[2] == "sink" and names[3] == "self + sink"  # the more specific trait first

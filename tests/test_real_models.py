@@ -39,6 +39,13 @@ def test_smollm2_atlas_finds_induction_heads(smol_atlas):
     assert len({h.split(":")[1] for h in near["head"]} & KNOWN_INDUCTION) >= 2
 
 
+def test_smollm2_families_are_named_and_none_holds_most_heads(smol_atlas):
+    families = smol_atlas.families()
+    assert families.value_counts(normalize=True).max() <= 0.4  # issue 10: no family above 40% of the heads
+    assert families.nunique() == smol_atlas.clusters().max() >= 4
+    assert all(name for name in families)
+
+
 def test_hugging_face_adapter_matches_the_bridge(smollm2, smol_atlas):
     hf, tok = load_hf_model("smollm2-135m")
     prompts = smol_atlas.prompts[:2] + smol_atlas.prompts[-1:]

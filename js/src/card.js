@@ -37,7 +37,7 @@ export function renderCard(store, el) {
         "div",
         { class: "mw-card-facts" },
         `layer ${t.layer[focus]} \u00b7 head ${t.number[focus]}`,
-        clusters ? ` \u00b7 cluster ${clusters[focus]}` : "",
+        clusters ? ` \u00b7 ${store.clusterName(clusters[focus])} (cluster ${clusters[focus]})` : "",
       ),
       h(
         "div",

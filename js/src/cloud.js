@@ -33,7 +33,7 @@ export function cloudPoints(store) {
 /** Colour-by choices: [value, label]. */
 export function colorChoices(store) {
   const out = [["layer", "layer"], ["model", "model"]];
-  if (store.clusters()) out.push(["cluster", "cluster"]);
+  if (store.clusters()) out.push(["cluster", "family (cluster)"]);
   out.push(["known_class", "known class"]);
   for (const s of store.scoreNames()) out.push([s, `score: ${s}`]);
   return out;
@@ -69,8 +69,8 @@ export function pointColors(store, points, colorBy) {
     for (let c = 0; c < clusters.length; c++) max = Math.max(max, clusters[c]);
     for (let i = 0; i < count; i++) put(i, category(clusters[headOf(i)] - 1));
     const items = [];
-    for (let c = 1; c <= max; c++) items.push([`cluster ${c}`, CATEGORICAL[(c - 1) % CATEGORICAL.length]]);
-    return { rgba, legend: { kind: "categories", items }, valueOf: (i) => `cluster ${clusters[headOf(i)]}` };
+    for (let c = 1; c <= max; c++) items.push([store.clusterName(c), CATEGORICAL[(c - 1) % CATEGORICAL.length]]);
+    return { rgba, legend: { kind: "categories", items }, valueOf: (i) => store.clusterName(clusters[headOf(i)]) };
   }
   if (colorBy === "known_class") {
     const missing = hexToRgb(MISSING_COLOR);

@@ -194,6 +194,11 @@ export function createStore(model) {
       const c = array("clusters");
       return c ? c.data : null;
     },
+    /** Family name of cluster c (1-based), or "cluster c" without names. */
+    clusterName(c) {
+      const names = model.get("cluster_names") || [];
+      return names[c - 1] || `cluster ${c}`;
+    },
     knownClasses(h) {
       return (model.get("known_classes") || {})[String(h)] || [];
     },

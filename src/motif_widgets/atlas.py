@@ -27,7 +27,7 @@ from .distance import METRICS, nearest_heads
 from .distance import head_distances as _head_distances
 from .embed import PatternEmbedding
 from .features.registry import get_feature_set
-from .projection import cluster_heads, head_map
+from .projection import choose_n_clusters, cluster_heads, head_map, name_families
 from .prompts import Prompt, as_prompts
 from .sources import source_for
 
@@ -420,6 +420,8 @@ class Atlas:
         scores = self.head_scores().iloc[idx].reset_index(drop=True)
         table = pd.concat([table, scores], axis=1)
         table["known_classes"] = self.known_classes().iloc[idx].to_list()
+        if len(self.head_ids) > 1:
+            table["family"] = self.families().iloc[idx].to_list()
         return table
 
     def head_map(self, method: str = "isomap", dim: int = 3, n_neighbors: int = 16) -> pd.DataFrame:
@@ -429,18 +431,41 @@ class Atlas:
             self._maps[key] = head_map(self.distances, method, dim, n_neighbors, self.config.seed)
         return pd.DataFrame(self._maps[key], index=self.head_ids, columns=[f"{method}.{i}" for i in range(dim)])
 
-    def clusters(self, n_clusters: int = 8, method: str = "average") -> pd.Series:
-        """Hierarchical cluster label of each head (1..n_clusters)."""
-        return pd.Series(cluster_heads(self.distances, n_clusters, method), index=self.head_ids, name="cluster")
+    def clusters(self, n_clusters: int | None = None, method: str = "ward") -> pd.Series:
+        """Hierarchical cluster label of each head (1..n_clusters).
 
-    def head_table(self, map_method: str | None = "isomap", dim: int = 3, n_clusters: int = 8) -> pd.DataFrame:
-        """One row per head: identity, head-type scores, known classes, cluster (of at most
-        n_clusters), the head's mean PCA coordinates (pc.i) and its map coordinates."""
+        Args:
+            n_clusters: at most this many clusters; None picks it by the largest mean
+                silhouette over 4..12 clusters (projection.choose_n_clusters).
+            method: scipy linkage ("ward" by default: it avoids one cluster swallowing most
+                heads, as "average" did on SmolLM2 with 189 of 270).
+        """
+        key = ("clusters", n_clusters, method)
+        if key not in self._maps:
+            n = len(self.head_ids)
+            if n_clusters is None:
+                n_clusters = choose_n_clusters(self.distances, method)[0] if n > 2 else n
+            n_clusters = min(check_int("n_clusters", n_clusters, minimum=1), n)
+            self._maps[key] = cluster_heads(self.distances, n_clusters, method)
+        return pd.Series(self._maps[key], index=self.head_ids, name="cluster")
+
+    def families(self, n_clusters: int | None = None, method: str = "ward") -> pd.Series:
+        """The name of each head's cluster ("sink", "previous-token + recent", "diffuse", ...),
+        from its heads' mean head-type scores (projection.name_families)."""
+        clusters = self.clusters(n_clusters, method)
+        names = name_families(clusters.to_numpy(), self.head_scores())
+        return pd.Series([names[c] for c in clusters], index=self.head_ids, name="family")
+
+    def head_table(self, map_method: str | None = "isomap", dim: int = 3, n_clusters: int | None = None) -> pd.DataFrame:
+        """One row per head: identity, head-type scores, known classes, cluster and family
+        (n_clusters as in :meth:`clusters`), the head's mean PCA coordinates (pc.i) and its
+        map coordinates."""
         table = self.data.heads.set_index("head")
         table = table.join(self.head_scores())
         table["known_classes"] = self.known_classes()
         if len(self.head_ids) > 1:
-            table["cluster"] = self.clusters(min(n_clusters, len(self.head_ids)))
+            table["cluster"] = self.clusters(n_clusters)
+            table["family"] = self.families(n_clusters)
         centroid = self.points.mean(1)
         for i in range(min(3, centroid.shape[1])):
             table[f"pc.{i}"] = centroid[:, i]

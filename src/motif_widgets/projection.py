@@ -79,3 +79,87 @@ def cluster_heads(distances: np.ndarray, n_clusters: int = 8, method: str = "ave
         raise ValueError(f"n_clusters must be in 1..{d.shape[0]}, got {n_clusters}")
     z = linkage(squareform(d, checks=False), method=method)
     return fcluster(z, t=n_clusters, criterion="maxclust")
+
+
+#: Cluster counts tried by choose_n_clusters.
+N_CLUSTER_RANGE = (4, 12)
+
+
+def choose_n_clusters(
+    distances: np.ndarray, method: str = "ward", n_range: tuple[int, int] = N_CLUSTER_RANGE
+) -> tuple[int, dict[int, float]]:
+    """The number of clusters by a stated criterion: the k in n_range (inclusive, capped at
+    H - 1) whose hierarchical clustering has the largest mean silhouette on the distances.
+
+    Returns:
+        (k, {k: silhouette}) — for fewer than 3 heads, (H, {}).
+    """
+    from sklearn.metrics import silhouette_score
+
+    d = _check_square(distances)
+    h = d.shape[0]
+    lo, hi = int(n_range[0]), min(int(n_range[1]), h - 1)
+    if h < 3 or hi < 2:
+        return h, {}
+    z = linkage(squareform(d, checks=False), method=method)
+    scores = {}
+    for k in range(max(2, lo), hi + 1):
+        labels = fcluster(z, t=k, criterion="maxclust")
+        if len(np.unique(labels)) >= 2:
+            scores[k] = float(silhouette_score(d, labels, metric="precomputed"))
+    if not scores:
+        return min(lo, h), {}
+    return max(scores, key=lambda k: (scores[k], -k)), scores
+
+
+#: What names a family: (name, head-type score, minimum cluster mean), most specific first.
+FAMILY_TRAITS: tuple[tuple[str, str, float], ...] = (
+    ("induction", "induction", 0.3),
+    ("duplicate-token", "duplicate_token", 0.3),
+    ("previous-token", "previous_token", 0.35),
+    ("self", "self", 0.3),
+    ("sink", "first_token", 0.5),
+    ("recent", "recent", 0.3),
+    ("diffuse", "diffuse", 0.5),
+)
+
+
+def name_families(labels: np.ndarray, scores) -> dict[int, str]:
+    """A name for each cluster from its heads' mean head-type scores.
+
+    A cluster takes the names of the traits (FAMILY_TRAITS) whose mean score reaches the
+    trait's minimum, the more specific first (FAMILY_TRAITS order), at most two
+    ("previous-token + recent");
+    none: "mixed". Clusters that would share a name are told apart by the trait on which
+    each stands out most from all heads (largest z-score of its mean: "sink, induction-leaning"),
+    and numbered if that does not separate them.
+
+    Args:
+        labels: [H] cluster labels.
+        scores: [H, S] DataFrame of head-type scores (Atlas.head_scores()); missing scores
+            (e.g. token scores without token ids) are skipped.
+    Returns:
+        {cluster label: name}.
+    """
+    labels = np.asarray(labels)
+    means = scores.groupby(labels).mean()
+    z = (means - scores.mean()) / scores.std(ddof=0).replace(0, 1)
+    trait_of = {score: name for name, score, _ in FAMILY_TRAITS}
+    names = {}
+    for c, row in means.iterrows():
+        passed = [
+            (row[score] / minimum, name) for name, score, minimum in FAMILY_TRAITS if score in row and row[score] >= minimum
+        ]
+        names[int(c)] = " + ".join(name for _, name in passed[:2]) or "mixed"  # in FAMILY_TRAITS order
+    for name in {n for n in names.values() if list(names.values()).count(n) > 1}:
+        for c in [c for c in names if names[c] == name]:
+            leaning = [s for s in z.columns if s in trait_of and trait_of[s] not in name.split(" + ")]
+            best = max(leaning, key=lambda s: z.loc[c, s], default=None)
+            if best is not None:
+                names[c] = f"{name}, {trait_of[best]}-leaning"
+    sizes = {int(c): int((labels == c).sum()) for c in means.index}
+    out, seen = {}, {}
+    for c in sorted(names, key=lambda c: (-sizes[c], c)):
+        seen[names[c]] = seen.get(names[c], 0) + 1
+        out[c] = names[c] if seen[names[c]] == 1 else f"{names[c]} {seen[names[c]]}"
+    return out

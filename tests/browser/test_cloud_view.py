@@ -140,6 +140,11 @@ def test_mode_and_colour_controls(render, multi_atlas):
     page.wait_for_timeout(50)
     high = page.locator(".mw-legend .mw-small").all_inner_texts()[-1]
     assert float(high) == pytest.approx(multi_atlas.head_scores()["previous_token"].max(), abs=0.006)
+    page.locator('select[aria-label="colour by"]').select_option("cluster")
+    page.wait_for_timeout(50)
+    legend = page.locator(".mw-legend").inner_text()
+    for name in set(multi_atlas.families()):  # clusters are named by their family in the legend
+        assert name in legend
 
 
 def test_selection_from_python_is_drawn(render, multi_atlas):

@@ -92,5 +92,10 @@ def test_known_classes_and_clusters(gpt2_like_atlas, multi_atlas):
     assert set(packed["known_class_colors"]) == {c for cs in series for c in cs}
     assert all(v.startswith("#") and len(v) == 7 for v in packed["known_class_colors"].values())
     assert _packing.known_classes(multi_atlas) == {"known_classes": {}, "known_class_colors": {}}
-    clusters = _packing.clusters(multi_atlas, 5)["clusters"]
-    assert clusters.tolist() == multi_atlas.clusters(5).tolist()
+    packed = _packing.clusters(multi_atlas, 5)
+    assert packed["clusters"].tolist() == multi_atlas.clusters(5).tolist()
+    families = multi_atlas.families(5)
+    for c, name in enumerate(packed["cluster_names"], start=1):
+        assert set(families[multi_atlas.clusters(5) == c]) == {name}  # the legend names each cluster's family
+    auto = _packing.clusters(multi_atlas, None)
+    assert len(auto["cluster_names"]) == auto["clusters"].max() == multi_atlas.clusters().max()

@@ -55,11 +55,19 @@ def known_classes(atlas: Atlas) -> dict:
     }
 
 
-def clusters(atlas: Atlas, n_clusters: int) -> dict:
-    """clusters uint16 [H] (labels 1..n, atlas.clusters), or None for a one-head atlas."""
+def clusters(atlas: Atlas, n_clusters: int | None) -> dict:
+    """clusters uint16 [H] (labels 1..n, atlas.clusters; n_clusters None = chosen by
+    silhouette) and cluster_names [n] (the family name of cluster c at c - 1), or None /
+    [] for a one-head atlas."""
     if len(atlas.head_ids) < 2:
-        return {"clusters": None}
-    return {"clusters": atlas.clusters(min(n_clusters, len(atlas.head_ids))).to_numpy(np.uint16)}
+        return {"clusters": None, "cluster_names": []}
+    labels = atlas.clusters(n_clusters)
+    families = atlas.families(n_clusters)
+    names = {int(c): f for c, f in zip(labels, families)}
+    return {
+        "clusters": labels.to_numpy(np.uint16),
+        "cluster_names": [names.get(c, f"cluster {c}") for c in range(1, int(labels.max()) + 1)],
+    }
 
 
 def thumbnails(atlas: Atlas, encoding: str = "float16") -> dict:

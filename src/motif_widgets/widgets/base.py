@@ -56,6 +56,7 @@ class AtlasWidget(anywidget.AnyWidget):
     known_classes = traitlets.Dict().tag(sync=True)
     known_class_colors = traitlets.Dict().tag(sync=True)
     clusters = NDArray("uint16", 1).tag(sync=True)
+    cluster_names = traitlets.List(traitlets.Unicode()).tag(sync=True)  # [n] family name of cluster c + 1
     title = _option(Unicode(""))
 
     # the selection, shared by every view of this widget
@@ -68,16 +69,16 @@ class AtlasWidget(anywidget.AnyWidget):
         *,
         selected_head=None,
         selection: Iterable = (),
-        n_clusters: int = 8,
+        n_clusters: int | None = None,
         **options,
     ):
         if not isinstance(atlas, Atlas):
             raise ValueError(f"{type(self).__name__} needs an Atlas, got {type(atlas).__name__}")
         self._check_options(options)
-        if not isinstance(n_clusters, (int, np.integer)) or n_clusters < 1:
-            raise ValueError(f"n_clusters must be a positive integer, got {n_clusters!r}")
+        if n_clusters is not None and (isinstance(n_clusters, bool) or not isinstance(n_clusters, (int, np.integer)) or n_clusters < 1):
+            raise ValueError(f"n_clusters must be a positive integer or None (chosen by silhouette), got {n_clusters!r}")
         self._atlas = atlas
-        self._n_clusters = int(n_clusters)
+        self._n_clusters = None if n_clusters is None else int(n_clusters)
         payload = {
             **_packing.head_identity(atlas),
             **_packing.head_scores(atlas),

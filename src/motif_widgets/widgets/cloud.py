@@ -58,7 +58,8 @@ class PatternCloud(CloudTraits, AtlasWidget):
     Args:
         atlas: the Atlas to show.
         head_map: method of the head map for head mode ("isomap", "umap", "tsne", "pca").
-        n_clusters: clusters for color_by="cluster" (Atlas.clusters).
+        n_clusters: clusters for color_by="cluster" (Atlas.clusters; None = chosen by
+            silhouette); the legend names each by its family (Atlas.families).
         selected_head, selection: the initial selection.
         **options: cloud_mode ("patterns" / "heads"), color_by ("layer", "model", "cluster",
             "known_class" or a score name such as "induction"), point_size, title.

@@ -50,7 +50,8 @@ class HeadExplorer(GridTraits, CloudTraits, SimilarTraits, AtlasWidget):
         heads: the grid's rows (see PatternGrid).
         head_map: head-map method of the cloud's head mode.
         n_neighbors: neighbours shipped per head for the similar-heads panel.
-        n_clusters: clusters of the card and of color_by="cluster".
+        n_clusters: clusters of the card and of color_by="cluster" (None = chosen by
+            silhouette; each shown with its family name).
         pattern_encoding: "float16" (default) or "uint8" pattern thumbnails.
         selected_head, selection: the initial selection.
         **options: view options: cloud_mode, color_by, point_size, top_k, neighbor_model,
