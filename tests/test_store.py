@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -232,3 +233,24 @@ def test_format_1_atlases_still_load_with_a_warning(tmp_path):
     old.save(folder)  # upgrading replaces the old files
     assert not (folder / "atlas.json").exists() and (folder / "manifest.json").exists()
     assert_same(Atlas.load(folder), atlas)
+
+
+def test_head_stats_are_saved_merged_and_renamed(tmp_path):
+    a = small_atlas(11)
+    b = Atlas.from_patterns(  # another model on a's prompts
+        [random_patterns(np.random.default_rng(5), 2, 3, n) for n in a.data.models["m11"].lengths],
+        prompts=a.prompts, model_name="m12",
+    )
+    stats = pd.DataFrame(
+        {"ov_copying": np.linspace(-1, 1, 6), "k_comp_partner": [None] * 3 + ["m11:L0H0"] * 3}, index=a.head_ids
+    )
+    with_stats = Atlas(a.data.with_head_stats(stats))
+    back = Atlas.load(with_stats.save(tmp_path / "a"))
+    pd.testing.assert_frame_equal(back.data.head_stats, with_stats.data.head_stats, check_names=False)
+    merged = Atlas.merge([with_stats, b])
+    assert merged.data.head_stats.loc["m11:L1H2", "ov_copying"] == 1.0
+    assert merged.data.head_stats.loc["m12:L0H0"].isna().all()  # b had none
+    renamed = with_stats.rename_model("m11", "x")
+    assert renamed.data.head_stats.loc["x:L1H2", "k_comp_partner"] == "x:L0H0"
+    with pytest.raises(ValueError, match=r"head_stats has rows for heads \['nope'\]"):
+        replace(a.data, head_stats=pd.DataFrame({"v": [1.0]}, index=["nope"]))

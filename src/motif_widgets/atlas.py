@@ -24,6 +24,7 @@ from .atlas_data import AtlasData, ModelInfo, heads_frame  # noqa: F401  (re-exp
 from .collect import collect_from_model, collect_from_patterns, pattern_arrays
 from .detect import SCORE_NAMES, TOKEN_SCORES, known_classes
 from .distance import METRICS, nearest_heads
+from .evidence import CHANNELS, CIRCUIT_COLUMNS, EFFECT_COLUMNS, combined_distances, stat_distances
 from .distance import head_distances as _head_distances
 from .embed import PatternEmbedding
 from .features.registry import get_feature_set
@@ -92,6 +93,7 @@ class Atlas:
             )
         self._maps: dict = {}
         self._distances: dict[str, np.ndarray] = {}  # metric -> [H, H], over the one embedding
+        self._channels: dict[str, np.ndarray] = {}  # evidence channel -> [H, H] (see evidence.py)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -112,6 +114,7 @@ class Atlas:
         dtype: torch.dtype = torch.float64,
         validate: bool = True,
         progress: bool = True,
+        circuits: bool = False,
         **config,
     ) -> "Atlas":
         """Run a model over prompts and build its atlas.
@@ -130,6 +133,8 @@ class Atlas:
             prepend_bos: put the BOS token first (recorded per prompt).
             thumbnails: how many prompts (or which prompt ids) to keep pattern thumbnails of.
             dtype: feature precision (float64 exact; float32 fast).
+            circuits: also add the heads' circuit statistics and effect estimates
+                (:meth:`add_circuits`).
             **config: AtlasConfig fields (n_components, metric, seed, ...).
         """
         source = source_for(model, tokenizer=tokenizer, name=model_name, bos_token_id=bos_token_id)
@@ -140,7 +145,10 @@ class Atlas:
             source, prompts, sets, batch_size=batch_size, max_tokens=max_tokens, prepend_bos=prepend_bos,
             thumbnails=thumbnails, dtype=dtype, validate=validate, progress=progress,
         )
-        return cls(data, config)
+        atlas = cls(data, config)
+        if circuits:
+            atlas.add_circuits(model, tokenizer=tokenizer, model_name=source.name)
+        return atlas
 
     @classmethod
     def from_models(cls, models: Mapping[str, object] | Sequence, prompts=None, **options) -> "Atlas":
@@ -222,6 +230,52 @@ class Atlas:
     def rename_model(self, old: str, new: str) -> "Atlas":
         """A copy with model `old` called `new` (head ids follow); same config."""
         return Atlas(self.data.rename_model(old, new), self.config)
+
+    def add_circuits(
+        self, model, *, effects: bool = True, model_name: str | None = None, tokenizer=None,
+        max_prompts: int = 16, max_tokens: int = 64,
+    ) -> "Atlas":
+        """Add what the heads do to :attr:`data`.head_stats (and so to head_table, saves,
+        similar_heads(by=...) and describe): circuit weight statistics
+        (circuits.weight_stats: OV copying, norms, effective ranks, Q/K/V composition and
+        partners) and, with effects, attribution-patching estimates of the loss change when
+        each head is mean-ablated (circuits.head_effects): ``effect`` on up to max_prompts of
+        the atlas's text prompts and ``effect_repeated`` on its probes (loss on the repeated
+        tokens). Everything is computed before anything is added; returns self.
+
+        Args:
+            model: the model this atlas (or one model of it) was built from.
+            model_name: which of the atlas's models it is (default: the only one, or the
+                model's own name).
+        """
+        from . import circuits
+
+        name = model_name or (self.model_names[0] if len(self.model_names) == 1 else source_for(model, tokenizer=tokenizer).name)
+        if name not in self.data.models:
+            raise ValueError(f"model_name: the atlas has no model {name!r} (it has {self.model_names})")
+        info = self.data.models[name]
+        stats = circuits.weight_stats(model)
+        if len(stats) != info.n_layers * info.n_heads:
+            raise ValueError(
+                f"model has {len(stats)} heads but the atlas's {name!r} has {info.n_layers} x {info.n_heads}; "
+                "pass the model the atlas was built from"
+            )
+        rename = {h: f"{name}:{h.rsplit(':', 1)[1]}" for h in stats.index}
+        stats = stats.rename(index=rename).drop(columns=["layer", "head_index"])
+        for kind in ("q", "k", "v"):
+            stats[f"{kind}_comp_partner"] = stats[f"{kind}_comp_partner"].map(lambda h: rename.get(h, h) if isinstance(h, str) else h)
+        if effects:
+            texts = [p for p in self.prompts if not p.is_probe][:max_prompts]
+            probes = [p for p in self.prompts if p.is_probe][:max_prompts]
+            if texts:
+                est = circuits.head_effects(model, texts, tokenizer=tokenizer, max_tokens=max_tokens)
+                stats["effect"] = est["delta_loss"].rename(index=rename)
+            if probes:
+                est = circuits.head_effects(model, probes, tokenizer=tokenizer, max_tokens=max_tokens, loss_on="repeated")
+                stats["effect_repeated"] = est["delta_loss"].rename(index=rename)
+        self.data = self.data.with_head_stats(stats)
+        self._channels.clear()
+        return self
 
     def configure(self, **changes) -> "Atlas":
         """A copy with other AtlasConfig settings (feature_set, n_components, metric, ...),
@@ -399,9 +453,32 @@ class Atlas:
         )
 
     # ------------------------------------------------------------------ search, maps, tables
-    def similar_heads(self, head, k: int = 10, models: Iterable[str] | None = None, metric: str | None = None) -> pd.DataFrame:
+    def evidence_distances(self, by: str = "pattern", metric: str | None = None) -> np.ndarray:
+        """[H, H] head distances of an evidence channel (motif_widgets.evidence): "pattern"
+        (the embedding, under `metric`), "circuits", "effects" or "combined"."""
+        by = check_choice("by", by, CHANNELS)
+        if by == "pattern":
+            return self._distances_under(metric or self.config.metric)
+        if by not in self._channels:
+            stats = self.data.head_stats
+            if by == "combined":
+                parts = [self._distances_under(metric or self.config.metric)]
+                for channel, columns in (("circuits", CIRCUIT_COLUMNS), ("effects", EFFECT_COLUMNS)):
+                    if stats is not None and any(c in stats.columns for c in columns):
+                        parts.append(self.evidence_distances(channel))
+                self._channels[by] = combined_distances(parts)
+            else:
+                columns = CIRCUIT_COLUMNS if by == "circuits" else EFFECT_COLUMNS
+                self._channels[by] = stat_distances(stats, columns, by)
+        return self._channels[by]
+
+    def similar_heads(
+        self, head, k: int = 10, models: Iterable[str] | None = None, metric: str | None = None, by: str = "pattern"
+    ) -> pd.DataFrame:
         """The k nearest heads of `head` (itself excluded): rank, head, model, layer, head
-        index, distance, head-type scores and known classes; optionally only of `models`."""
+        index, distance, head-type scores, known classes and family; optionally only of
+        `models`. by: the evidence the distance rests on ("pattern", "circuits", "effects"
+        or "combined"; see :meth:`evidence_distances`)."""
         i = self.head_index(head)
         k = check_int("k", k, minimum=1)
         cand = None
@@ -411,7 +488,7 @@ class Atlas:
             if unknown:
                 raise ValueError(f"models: unknown models {sorted(unknown)}; atlas has {self.model_names}")
             cand = self.data.heads["model"].isin(models).to_numpy()
-        index, dist = nearest_heads(self._distances_under(metric or self.config.metric), k, cand, rows=[i])
+        index, dist = nearest_heads(self.evidence_distances(by, metric), k, cand, rows=[i])
         found = index[0] >= 0
         idx, dist = index[0][found], dist[0][found]
         table = self.data.heads.iloc[idx][["head", "model", "layer", "head_index"]].reset_index(drop=True)
@@ -463,6 +540,8 @@ class Atlas:
         table = self.data.heads.set_index("head")
         table = table.join(self.head_scores())
         table["known_classes"] = self.known_classes()
+        if self.data.head_stats is not None:
+            table = table.join(self.data.head_stats)
         if len(self.head_ids) > 1:
             table["cluster"] = self.clusters(n_clusters)
             table["family"] = self.families(n_clusters)
@@ -472,6 +551,14 @@ class Atlas:
         if map_method is not None and len(self.head_ids) >= dim + 2:
             table = table.join(self.head_map(map_method, dim))
         return table
+
+    def describe(self, head) -> str:
+        """A short plain-language account of a head: what it attends to (head-type scores,
+        family), what it moves (OV copying, composition) and whether it matters (ablation
+        effect estimates), as far as the atlas knows them (see add_circuits)."""
+        from .evidence import describe
+
+        return describe(self, head)
 
     def to_dataframe(self) -> pd.DataFrame:
         """One row per (head, prompt): identity, prompt id/kind/length, the active features

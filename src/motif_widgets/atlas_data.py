@@ -103,6 +103,9 @@ class AtlasData:
             thumbnail_prompts: [T] int64 indices of those prompts.
         meta: JSON-able facts of the run (max_tokens, dtype, ...).
         feature_revisions: set name -> FeatureSet.revision it was computed under.
+        head_stats: optional per-head evidence beyond the patterns, indexed by head id in
+            head order (circuit weight statistics, ablation effects: see Atlas.add_circuits);
+            NaN where a head has no value (e.g. a model of a merged atlas without them).
     Construction validates everything (ValueError naming the part that is wrong).
     """
 
@@ -117,6 +120,7 @@ class AtlasData:
     thumbnail_prompts: np.ndarray
     meta: dict = field(default_factory=dict)
     feature_revisions: dict[str, str] = field(default_factory=dict)
+    head_stats: pd.DataFrame | None = None
 
     def __post_init__(self):
         self.prompts = list(self.prompts)
@@ -197,6 +201,19 @@ class AtlasData:
             raise ValueError(f"thumbnail_prompts must index the {p} prompts")
         if len(set(self.thumbnail_prompts.tolist())) != t:
             raise ValueError("thumbnail_prompts name a prompt twice")
+        if self.head_stats is not None:
+            stats = self.head_stats
+            if not isinstance(stats, pd.DataFrame):
+                raise ValueError(f"head_stats must be a DataFrame indexed by head id, got {type(stats).__name__}")
+            if stats.index.duplicated().any():
+                raise ValueError("head_stats has a head twice")
+            unknown = sorted(set(stats.index) - set(self.head_ids))
+            if unknown:
+                raise ValueError(f"head_stats has rows for heads {unknown[:3]} that the data lacks")
+            clash = set(stats.columns) & set(HEAD_COLUMNS)
+            if clash:
+                raise ValueError(f"head_stats columns {sorted(clash)} clash with the heads table")
+            self.head_stats = stats.reindex(pd.Index(self.head_ids, name="head"))
 
     # ------------------------------------------------------------------ selection
     def take_prompts(self, prompts: Sequence[str]) -> "AtlasData":
@@ -298,6 +315,10 @@ class AtlasData:
             thumbnail_prompts=np.array([ids.index(t) for t in thumb_ids], dtype=np.int64),
             meta={"merged": [part.meta for part in parts]},
             feature_revisions={s: first.feature_revisions[s] for s in sets},
+            head_stats=(
+                pd.concat([part.head_stats for part in aligned if part.head_stats is not None])
+                if any(part.head_stats is not None for part in aligned) else None
+            ),
         )
 
     def rename_model(self, old: str, new: str) -> "AtlasData":
@@ -314,7 +335,23 @@ class AtlasData:
         heads.loc[mine, "head"] = [new + h[len(old):] for h in heads.loc[mine, "head"]]
         heads.loc[mine, "model"] = new
         models = {(new if n == old else n): (replace(m, name=new) if n == old else m) for n, m in self.models.items()}
-        return replace(self, heads=heads, models=models)
+        stats = None
+        if self.head_stats is not None:  # ids in the index and in partner columns follow
+            rename = dict(zip(self.heads["head"], heads["head"]))
+            stats = self.head_stats.rename(index=rename).replace(rename)
+        return replace(self, heads=heads, models=models, head_stats=stats)
+
+    def with_head_stats(self, stats: pd.DataFrame) -> "AtlasData":
+        """A copy with `stats` [heads, columns] (indexed by head id) merged into head_stats:
+        new columns are added, existing ones replaced where `stats` has a value."""
+        if not isinstance(stats, pd.DataFrame):
+            raise TypeError(f"stats must be a DataFrame indexed by head id, got {type(stats).__name__}")
+        current = self.head_stats if self.head_stats is not None else pd.DataFrame(index=pd.Index(self.head_ids, name="head"))
+        merged = current.copy()
+        for column in stats.columns:
+            values = stats[column].reindex(merged.index)
+            merged[column] = values if column not in merged else values.where(values.notna(), merged[column])
+        return replace(self, head_stats=merged)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path, config: dict | None = None, overwrite: bool = True) -> Path:

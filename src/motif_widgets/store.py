@@ -6,7 +6,8 @@ An atlas folder holds one ``manifest.json`` and one generation folder ``g-<id>/`
 - ``g-<id>/features.<k>.parquet``: feature set k, one row per (head, prompt), head-major,
   columns ``head``, ``prompt`` and the set's features (float64);
 - ``g-<id>/scores.parquet``: ``head``, ``prompt``, ``sum.<score>`` and ``rows.<score>``;
-- ``g-<id>/thumbnails.parquet``: one float16 column ``value``, the [H, T, K, K] array flattened.
+- ``g-<id>/thumbnails.parquet``: one float16 column ``value``, the [H, T, K, K] array flattened;
+- ``g-<id>/head_stats.parquet`` (when present): ``head`` and the per-head circuit / effect columns.
 
 Parquet (zstd) makes every table readable from pandas, polars, DuckDB, R or Arrow without
 this package. The manifest names each file with its size and SHA-256 and carries a
@@ -27,7 +28,7 @@ import shutil
 import time
 import uuid
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -96,8 +97,11 @@ def _long_index(data: AtlasData, n_inner: int) -> dict[str, pa.Array]:
     return {"head": head, "prompt": prompt}
 
 
-def _write_table(path: Path, columns: dict[str, pa.Array | np.ndarray]) -> None:
-    table = pa.table({k: v if isinstance(v, pa.Array) else pa.array(v) for k, v in columns.items()})
+def _write_table(path: Path, columns: dict[str, pa.Array | np.ndarray] | pa.Table) -> None:
+    if isinstance(columns, pa.Table):
+        table, columns = columns, {c: None for c in columns.column_names}
+    else:
+        table = pa.table({k: v if isinstance(v, pa.Array) else pa.array(v) for k, v in columns.items()})
     # dictionary-encode the id columns only: for float columns it costs time and saves nothing
     pq.write_table(table, path, compression="zstd", use_dictionary=[c for c in ("head", "prompt") if c in columns])
     with open(path, "rb+") as f:
@@ -157,6 +161,10 @@ def save_atlas(data: AtlasData, path: str | Path, config: dict | None = None, ov
     files["scores"] = "scores.parquet"
     _write_table(partial / "thumbnails.parquet", {"value": data.thumbnails.reshape(-1)})
     files["thumbnails"] = "thumbnails.parquet"
+    if data.head_stats is not None:
+        stats = data.head_stats.reset_index()
+        _write_table(partial / "head_stats.parquet", pa.Table.from_pandas(stats, preserve_index=False))
+        files["head_stats"] = "head_stats.parquet"
     _fsync_dir(partial)
 
     final = path / f"g-{generation}"
@@ -259,8 +267,11 @@ def _load_v2(path: Path) -> tuple[AtlasData, dict]:
         blobs[part] = file
     try:
         doc = json.loads(blobs["meta"].read_bytes())
-        return _decode(doc, lambda k: _read_features(blobs[f"features.{k}"], doc), _read_scores(blobs["scores"], doc),
-                       _read_thumbnails(blobs["thumbnails"], doc)), doc["config"]
+        data = _decode(doc, lambda k: _read_features(blobs[f"features.{k}"], doc), _read_scores(blobs["scores"], doc),
+                       _read_thumbnails(blobs["thumbnails"], doc))
+        if "head_stats" in blobs:
+            data = replace(data, head_stats=pq.read_table(blobs["head_stats"]).to_pandas().set_index("head"))
+        return data, doc["config"]
     except (KeyError, ValueError, TypeError, pa.ArrowException) as e:
         # checksums matched, so this is a file written inconsistently, not bit rot
         raise AtlasFileError(f"atlas {path} is inconsistent: {e}") from e
