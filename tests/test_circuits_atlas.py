@@ -56,3 +56,14 @@ def test_channels_without_circuits_say_how_to_add_them(toy_atlas, toy_model):
     with pytest.raises(ValueError):
         toy_atlas.add_circuits(toy_model, max_tokens=1)  # prompts of one token: no loss
     assert toy_atlas.data is before  # nothing half-added
+
+
+def test_compare_channels_reports_each_available_channel(toy_circuits_atlas, toy_atlas):
+    from motif_widgets.evaluate import compare_channels, label_heads
+
+    labels = label_heads(toy_circuits_atlas)
+    table = compare_channels(toy_circuits_atlas, labels)
+    assert list(dict.fromkeys(table["channel"])) == ["pattern", "circuits", "effects", "combined"]
+    circuits = table[(table["channel"] == "circuits") & (table["label"] == "induction")]
+    assert circuits["r_precision"].iloc[0] == 1.0  # the four copying, K-composing heads find each other
+    assert list(dict.fromkeys(compare_channels(toy_atlas)["channel"])) == ["pattern"]  # no circuits: skipped

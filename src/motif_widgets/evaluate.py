@@ -364,6 +364,38 @@ def compare(
     return pd.concat(tables, ignore_index=True)
 
 
+def compare_channels(
+    atlas: Atlas,
+    labels: pd.Series | None = None,
+    channels: Sequence[str] = ("pattern", "circuits", "effects", "combined"),
+    ks: Sequence[int] = (1, 3, 5),
+    ambiguous=None,
+) -> pd.DataFrame:
+    """Retrieval of each evidence channel of similar_heads(by=...) on the same labels.
+
+    Channels the atlas lacks (no add_circuits) are skipped. Returns columns channel, label,
+    then those of retrieval_metrics (plus r_precision_band / map_band with `ambiguous`).
+    """
+    labels = label_heads(atlas) if labels is None else labels
+    tables = []
+    for channel in channels:
+        try:
+            d = atlas.evidence_distances(channel)
+        except ValueError:
+            continue
+        frame = pd.DataFrame(d, index=atlas.head_ids, columns=atlas.head_ids)
+        table = retrieval_metrics(frame, labels, ks).reset_index()
+        if ambiguous is not None:
+            band = retrieval_metrics(frame, labels, ks, ambiguous)
+            table["r_precision_band"] = band["r_precision"].to_numpy()
+            table["map_band"] = band["map"].to_numpy()
+        table.insert(0, "channel", channel)
+        tables.append(table)
+    if not tables:
+        raise ValueError(f"none of the channels {list(channels)} is available")
+    return pd.concat(tables, ignore_index=True)
+
+
 # ---------------------------------------------------------------------------- layers
 def layer_profile(atlas: Atlas, prompts="texts") -> pd.DataFrame:
     """Mean head-type scores per (model, layer): where attention goes, layer by layer.
