@@ -466,6 +466,11 @@ class Atlas:
                 for channel, columns in (("circuits", CIRCUIT_COLUMNS), ("effects", EFFECT_COLUMNS)):
                     if stats is not None and any(c in stats.columns for c in columns):
                         parts.append(self.evidence_distances(channel))
+                if len(parts) == 1:
+                    raise ValueError(
+                        "by='combined' needs circuits or effects beside the patterns; add them with "
+                        "atlas.add_circuits(model) or Atlas.from_model(..., circuits=True)"
+                    )
                 self._channels[by] = combined_distances(parts)
             else:
                 columns = CIRCUIT_COLUMNS if by == "circuits" else EFFECT_COLUMNS
