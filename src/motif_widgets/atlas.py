@@ -557,6 +557,14 @@ class Atlas:
             table = table.join(self.head_map(map_method, dim))
         return table
 
+    def suggest_classes(self, reference=None, exclude_models=None) -> pd.DataFrame:
+        """Each head's likely type (induction / previous_token / other) from its nearest head
+        in the reference atlas shipped with the package (toy, SmolLM2-135M, Gemma-3-270M),
+        with a confidence; see motif_widgets.reference.suggest_classes."""
+        from .reference import suggest_classes
+
+        return suggest_classes(self, reference, exclude_models)
+
     def describe(self, head) -> str:
         """A short plain-language account of a head: what it attends to (head-type scores,
         family), what it moves (OV copying, composition) and whether it matters (ablation
