@@ -3,6 +3,8 @@ the browser (through the widget comm), linking, and the exports."""
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import re
 
@@ -248,11 +250,16 @@ def test_save_html_is_self_contained(toy_view_atlas, tmp_path):
     # nothing is fetched: no external scripts, styles or imports
     assert not re.search(r"""(src|href)\s*=\s*["']?https?:""", text)
     assert not re.search(r"""(import|from)\s*\(?\s*["']https?:""", text)
-    state_text = re.search(r'<script type="application/json" id="motif-widgets-state">(.*?)</script>', text, re.S).group(1)
-    doc = json.loads(state_text)  # "</" is escaped, so the JSON ends exactly at its closing tag
+    from motif_widgets.widgets.export import unpack_state
+
+    state_text = re.search(r'<script type="application/octet-stream" id="motif-widgets-state" data-encoding="gzip\+base64">(.*?)</script>', text, re.S).group(1)
+    doc, binary = unpack_state(gzip.decompress(base64.b64decode(state_text)))
     assert doc["state"]["selected_head"] == "toy-induction:L1H0"
     assert doc["state"]["_esm"] == bundle_path("explorer").read_text(encoding="utf-8")
     assert ["thumbnails", "data"] in [b["path"] for b in doc["buffers"]]
+    # thumbnails travel as uint8 square-root codes, points quantized (the loader widens them)
+    assert doc["state"]["thumbnails"]["dtype"] == "uint8"
+    assert doc["state"]["pattern_points"]["packed"]["dtype"] == "uint16"
     assert "layout" not in doc["state"]
     with pytest.raises(ValueError, match=".html"):
         e.save_html(tmp_path / "explorer.png")
@@ -424,3 +431,31 @@ def test_widget_modules_import_each_other_without_cycles():
 
     for name in graph:
         visit(name, [])
+
+
+def test_export_packs_arrays_within_their_precision(multi_atlas):
+    """save_html's container: uint8 thumbnails, quantized points and scores, narrowed integer
+    tables; the values come back within the stated precision (the loader widens them)."""
+    from motif_widgets.widgets._serialization import decode_patterns
+    from motif_widgets.widgets.export import pack_state, unpack_state
+
+    e = HeadExplorer(multi_atlas)
+    doc, binary = unpack_state(pack_state(e))
+    where = {b["path"][0]: b for b in doc["buffers"]}
+
+    def stored(name, dtype):
+        b = where[name]
+        return np.frombuffer(binary[b["offset"] : b["offset"] + b["length"]], dtype=dtype)
+
+    points = doc["state"]["pattern_points"]
+    lo, step = np.array(points["packed"]["lo"]), np.array(points["packed"]["step"])
+    back = lo + step * stored("pattern_points", np.uint16).reshape(-1, 3)
+    assert np.abs(back - e.pattern_points).max() <= step.max() / 2 + 1e-6
+    scores = doc["state"]["pattern_scores"]
+    code = stored("pattern_scores", np.uint8).reshape(e.pattern_scores.shape)
+    nan = np.isnan(e.pattern_scores.astype(np.float32))
+    assert np.array_equal(code == 255, nan) if scores["packed"]["nan"] else not nan.any()
+    thumbs = decode_patterns(stored("thumbnails", np.uint8).reshape(e.thumbnails.shape))
+    assert np.abs(np.sqrt(thumbs) - np.sqrt(e.thumbnails.astype(np.float32))).max() <= 0.5 / 255 + 1e-3
+    assert doc["state"]["neighbor_index"]["packed"]["dtype"] in ("uint8", "int8", "uint16", "int16")
+    assert np.array_equal(stored("neighbor_index", np.dtype(doc["state"]["neighbor_index"]["packed"]["dtype"])).reshape(e.neighbor_index.shape), e.neighbor_index)
