@@ -167,13 +167,14 @@ def _unembed_embed(W_E: torch.Tensor, W_U_rows: torch.Tensor, final_scale, embed
     W_E: [vocab, d_model]; W_U_rows: the unembedding as [vocab, d_model] (lm_head.weight, W_U^T).
     Computed in vocabulary chunks so the float64 copy of a large vocabulary is never held."""
     D = W_E.shape[1]
+    tied = W_U_rows.shape == W_E.shape and W_U_rows.data_ptr() == W_E.data_ptr() and W_U_rows.stride() == W_E.stride()
     P = torch.zeros(D, D, dtype=torch.float64)
     sum_e = torch.zeros(D, dtype=torch.float64)
     sum_u = torch.zeros(D, dtype=torch.float64)
     n = W_E.shape[0]
     for s in range(0, n, chunk):
         e = W_E[s : s + chunk].detach().to(torch.float64)
-        u = W_U_rows[s : s + chunk].detach().to(torch.float64)
+        u = e if tied else W_U_rows[s : s + chunk].detach().to(torch.float64)
         P += u.T @ e
         sum_e += e.sum(0)
         sum_u += u.sum(0)
@@ -274,27 +275,67 @@ def _effective_rank(s: torch.Tensor) -> torch.Tensor:
     return torch.exp(ent)
 
 
+def _small_batched(fn, x: torch.Tensor):
+    """fn (a batched small eigen/singular-value decomposition) over x [n, ...], the batch
+    split across torch's CPU threads, each part run single-threaded: torch's own
+    multi-threaded batched eigh/svdvals on CPU was up to 100x slower in our measurements."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = max(1, min(torch.get_num_threads(), x.shape[0]))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        parts = torch.tensor_split(x, workers)
+        if workers == 1:
+            return fn(x)
+        with ThreadPoolExecutor(workers) as pool:
+            outs = list(pool.map(fn, parts))
+    finally:
+        torch.set_num_threads(before)
+    if isinstance(outs[0], tuple):
+        return tuple(torch.cat(o) for o in zip(*outs))
+    return torch.cat(outs)
+
+
 def _r(M: torch.Tensor) -> torch.Tensor:
-    """R of the reduced QR of M [..., D, d]: M^T M = R^T R and ||M X||_F = ||R X||_F."""
-    return torch.linalg.qr(M, mode="r")[1]
+    """A d x d factor R of M [..., D, d] with R^T R = M^T M, so ||M X||_F = ||R X||_F and
+    M X has the singular values of R X (the symmetric square root of the Gram matrix, from
+    a batched eigh: much faster than a batched QR of the tall M)."""
+    w, U = _small_batched(torch.linalg.eigh, M.transpose(-1, -2) @ M)
+    return w.clamp_min(0).sqrt()[..., :, None] * U.transpose(-1, -2)
 
 
-def _packed_gram(M: torch.Tensor, idx: torch.Tensor, left: bool, weight: torch.Tensor | None = None, chunk: int = 16):
-    """Upper triangles of the Gram matrices M^T M (left, M [n, d, D]) or M M^T (M [n, D, d]),
-    [n, D(D+1)/2]; with weight (2 off the diagonal) inner products of packed rows are
-    Frobenius inner products of the full symmetric matrices."""
-    out = []
-    for s in range(0, M.shape[0], chunk):
-        m = M[s : s + chunk]
-        G = m.transpose(1, 2) @ m if left else m @ m.transpose(1, 2)
-        g = G.reshape(G.shape[0], -1)[:, idx]
-        out.append(g * weight if weight is not None else g)
-    return torch.cat(out)
+def _gram_blocks(D: int, n_blocks: int = 4) -> list[tuple[slice, slice, float]]:
+    """The upper-triangle blocks (rows, cols, weight) of a symmetric D x D matrix: the
+    Frobenius inner product of two symmetric matrices is the weighted sum of their blocks'
+    inner products (weight 2 off the diagonal)."""
+    edges = np.linspace(0, D, min(n_blocks, D) + 1).astype(int)
+    cuts = [slice(int(edges[i]), int(edges[i + 1])) for i in range(len(edges) - 1)]
+    return [(cuts[i], cuts[j], 1.0 if i == j else 2.0) for i in range(len(cuts)) for j in range(i, len(cuts))]
+
+
+def _packed_gram(X: torch.Tensor, blocks, weighted: bool = False, chunk: int = 64) -> torch.Tensor:
+    """The upper-triangle blocks of the Gram matrices X^T X (X [n, d, D]) side by side, [n, P];
+    with weighted (used on one side of an inner product only) the off-diagonal blocks are
+    doubled, so inner products of rows are Frobenius inner products of the full Gram
+    matrices. Only the blocks are computed."""
+    n = X.shape[0]
+    sizes = [(r.stop - r.start) * (c.stop - c.start) for r, c, _ in blocks]
+    out = torch.empty(n, sum(sizes), dtype=X.dtype)
+    for s in range(0, n, chunk):
+        x = X[s : s + chunk]
+        off = 0
+        for (r, c, w), size in zip(blocks, sizes):
+            G = x[:, :, r].transpose(1, 2) @ x[:, :, c]
+            out[s : s + chunk, off : off + size] = G.reshape(x.shape[0], size) * (w if weighted else 1.0)
+            off += size
+    return out
 
 
 def _composition_matrices(W: HeadWeights) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Composition scores of every head B (rows) with every head A (columns), all layers
-    ({"q", "k", "v"} -> [n, n] float64, flat head order layer-major), and the factors used.
+    """Composition scores of every head B (rows) with every head A (columns) of an earlier
+    layer ({"q", "k", "v"} -> [n, n] float64, flat head order layer-major, NaN where A is not
+    in an earlier layer), and the factors used.
 
     Q: ||W_OV^A W_QK^B||_F, K: ||W_OV^A W_QK^B^T||_F, V: ||W_OV^A W_OV^B||_F, each over
     ||W_OV^A||_F ||W^B||_F (TransformerLens's all_composition_scores). The squared numerator is
@@ -307,20 +348,22 @@ def _composition_matrices(W: HeadWeights) -> tuple[dict[str, torch.Tensor], dict
     R_O = _r(O.transpose(1, 2))  # O^T = Q_O R_O, so O O^T = R_O^T R_O
     X = R_V @ O  # [n, d, D]: X^T X = W_OV^T W_OV
     Y = {"q": Q @ R_K.transpose(1, 2), "k": K @ R_Q.transpose(1, 2), "v": V @ R_O.transpose(1, 2)}  # [n, D, d]
-    iu = torch.triu_indices(D, D)
-    idx = iu[0] * D + iu[1]
-    weight = torch.where(iu[0] == iu[1], 1.0, 2.0).to(torch.float64)
-    left = _packed_gram(X, idx, left=True)  # [n, P]
+    blocks = _gram_blocks(D)
+    left = _packed_gram(X[: (L - 1) * H], blocks, weighted=True)  # writers: never in the last layer
     norm_left = X.flatten(1).norm(dim=1)
-    scores = {}
-    for kind, Yk in Y.items():
-        sq = []
-        for s in range(0, n, 32):
-            right = _packed_gram(Yk[s : s + 32], idx, left=False, weight=weight)
-            sq.append(right @ left.T)
-        sq = torch.cat(sq).clamp_min(0)
-        norm_right = Yk.flatten(1).norm(dim=1)
-        scores[kind] = sq.sqrt() / (norm_right[:, None] * norm_left[None, :]).clamp_min(1e-300)
+    norm_right = {kind: Yk.flatten(1).norm(dim=1) for kind, Yk in Y.items()}
+    scores = {kind: torch.full((n, n), float("nan"), dtype=torch.float64) for kind in Y}
+    per = max(1, 144 // (3 * H))  # reader layers per product: big enough to be compute-bound
+    for l0 in range(1, L, per):
+        l1 = min(L, l0 + per)
+        rows = slice(l0 * H, l1 * H)
+        right = _packed_gram(torch.cat([Y[k][rows] for k in Y]).transpose(1, 2), blocks)
+        sq = (right @ left[: (l1 - 1) * H].T).clamp_min(0).reshape(len(Y), (l1 - l0) * H, (l1 - 1) * H)
+        for i, kind in enumerate(Y):
+            sc = sq[i].sqrt() / (norm_right[kind][rows, None] * norm_left[None, : (l1 - 1) * H]).clamp_min(1e-300)
+            for lb in range(l0, l1):  # keep writers of earlier layers only
+                r = slice((lb - l0) * H, (lb - l0 + 1) * H)
+                scores[kind][lb * H : (lb + 1) * H, : lb * H] = sc[r, : lb * H]
     return scores, {"R_Q": R_Q, "R_K": R_K, "R_V": R_V, "R_O": R_O}
 
 
@@ -328,10 +371,10 @@ def composition_baseline(d_model: int, d_head: int, n_samples: int = 24, seed: i
     """Mean Q/K/V composition score of independent Gaussian heads of the same shapes (the
     value a head pair gets by chance)."""
     g = torch.Generator().manual_seed(seed)
-    shape = (1, 2 * n_samples, d_model, d_head)
+    shape = (2, n_samples, d_model, d_head)  # layer 0: writers A, layer 1: readers B
     W = HeadWeights(
         *(torch.randn(shape, generator=g, dtype=torch.float64) for _ in range(3)),
-        torch.randn((1, 2 * n_samples, d_head, d_model), generator=g, dtype=torch.float64),
+        torch.randn((2, n_samples, d_head, d_model), generator=g, dtype=torch.float64),
         torch.eye(d_model, dtype=torch.float64),
         (),
     )
@@ -374,11 +417,11 @@ def weight_stats(model, baseline_samples: int = 24) -> pd.DataFrame:
     n = L * H
     Q, K, V, O = (x.reshape(n, *x.shape[2:]) for x in (W.W_Q, W.W_K, W.W_V, W.W_O))
     M = O @ W.unembed_embed @ V  # [n, d, d]
-    lam = torch.linalg.eigvals(M)
+    lam = _small_batched(torch.linalg.eigvals, M)
     copying = lam.real.sum(-1) / lam.abs().sum(-1).clamp_min(1e-300)
     scores, R = _composition_matrices(W)
-    s_qk = torch.linalg.svdvals(R["R_Q"] @ R["R_K"].transpose(1, 2))
-    s_ov = torch.linalg.svdvals(R["R_V"] @ R["R_O"].transpose(1, 2))
+    A_qk, A_ov = R["R_Q"] @ R["R_K"].transpose(1, 2), R["R_V"] @ R["R_O"].transpose(1, 2)
+    s_qk, s_ov = _small_batched(torch.linalg.svdvals, A_qk), _small_batched(torch.linalg.svdvals, A_ov)
     layer = torch.arange(n) // H
     ids = [head_id(name, l, h) for l in range(L) for h in range(H)]
     df = pd.DataFrame(
@@ -395,7 +438,7 @@ def weight_stats(model, baseline_samples: int = 24) -> pd.DataFrame:
     )
     earlier = layer[None, :] < layer[:, None]  # [B, A]
     for kind in COMPOSITION_KINDS:
-        s = torch.where(earlier, scores[kind], torch.tensor(-1.0, dtype=torch.float64))
+        s = torch.where(earlier, scores[kind].nan_to_num(-1.0), torch.tensor(-1.0, dtype=torch.float64))
         best, arg = s.max(dim=1)
         has = layer > 0
         df[f"{kind}_comp_max"] = np.where(has.numpy(), best.numpy(), np.nan)
@@ -416,7 +459,7 @@ def composition_scores(model, kind: str = "k") -> pd.DataFrame:
     L, H = W.W_Q.shape[:2]
     scores, _ = _composition_matrices(W)
     layer = torch.arange(L * H) // H
-    s = torch.where(layer[None, :] < layer[:, None], scores[kind], torch.tensor(float("nan"), dtype=torch.float64))
+    s = scores[kind]
     ids = [head_id(name, l, h) for l in range(L) for h in range(H)]
     return pd.DataFrame(s.numpy(), index=pd.Index(ids, name="head"), columns=pd.Index(ids, name="earlier_head"))
 
