@@ -39,6 +39,34 @@ export function colormapLut(name) {
 }
 
 export const LOG_FLOOR = 1e-3;
+/**
+ * The "relative" scale (the default) colours each pattern by weight / its reference weight:
+ * the pattern's largest weight off the first-token column (the attention sink most models
+ * have), at least RELATIVE_FLOOR. Structure beside a sink then shows at full contrast; the
+ * first-token column saturates. The exact weight stays in the tooltips.
+ */
+export const RELATIVE_FLOOR = 0.1;
+
+/** Reference weight of the relative scale for an m x m pattern; weightAt(q, k) gives a weight. */
+export function relativeMax(m, weightAt) {
+  let max = 0;
+  for (let q = 1; q < m; q++) for (let k = 1; k <= q; k++) {
+    const w = weightAt(q, k);
+    if (w > max) max = w;
+  }
+  return Math.max(max, RELATIVE_FLOOR);
+}
+
+/** Words for the colour bar of a scale: [low end, high end, what colour means]. */
+export function scaleLegend(kind, exponent = 0.5) {
+  if (kind === "relative") {
+    return ["0", "max*", "colour = weight / the pattern's largest weight off the first token (at least " +
+      `${RELATIVE_FLOOR}); the first-token column saturates. Per pattern: compare shapes, not strengths`];
+  }
+  if (kind === "power") return ["0", "1", `colour = weight^${exponent} (small weights lifted)`];
+  if (kind === "log") return [`${LOG_FLOOR}`, "1", `colour = log10 of the weight, ${LOG_FLOOR} to 1`];
+  return ["0", "1", "colour = attention weight, 0 to 1"];
+}
 
 /**
  * Map an attention weight in [0, 1] to a colour-map position in [0, 1].
@@ -51,6 +79,7 @@ export function weightScale(kind, exponent = 0.5) {
     const lo = Math.log10(LOG_FLOOR);
     return (w) => (w > LOG_FLOOR ? Math.min(1, (Math.log10(Math.min(1, w)) - lo) / -lo) : 0);
   }
+  // linear, and relative once a weight is divided by its pattern's reference (heatmap.js)
   return (w) => (w > 0 ? Math.min(1, w) : 0);
 }
 

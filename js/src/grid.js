@@ -2,7 +2,7 @@
 // prompts), hover for query / key tokens and the weight, click to select a head, and the large
 // single-pattern view of the selected head.
 
-import { gradientCss } from "./colors.js";
+import { gradientCss, scaleLegend } from "./colors.js";
 import { cellAt, colorSettings, patternCanvas } from "./heatmap.js";
 import { renderPatternView } from "./pattern_view.js";
 import { coalesce, formatNumber, showToken } from "./store.js";
@@ -78,6 +78,8 @@ export function renderGrid(store, el, { showLarge = true } = {}) {
   const canvasPool = []; // heatmap canvases, repainted when the rows change
 
   function drawControls() {
+    const kind = store.get("color_scale") || "relative";
+    const [low, high, meaning] = scaleLegend(kind, store.get("scale_exponent") ?? 0.5);
     controls.replaceChildren(
       h("span", { class: "mw-label" }, "Rows"),
       selectBox(rowsOptions(store), rowsValue(store), (v) => {
@@ -87,12 +89,14 @@ export function renderGrid(store, el, { showLarge = true } = {}) {
         } else store.set({ grid_rows: v });
       }, { "aria-label": "grid rows", class: "mw-select mw-grid-rows" }),
       h("span", { class: "mw-label" }, "Scale"),
-      selectBox([["linear", "linear"], ["power", `power ${store.get("scale_exponent") ?? 0.5}`], ["log", "log"]],
-        store.get("color_scale") || "linear", (v) => store.set({ color_scale: v }), { "aria-label": "colour scale" }),
+      selectBox([["relative", "relative (per pattern)"], ["linear", "linear"], ["power", `power ${store.get("scale_exponent") ?? 0.5}`], ["log", "log"]],
+        kind, (v) => store.set({ color_scale: v }), { "aria-label": "colour scale", title: meaning }),
       selectBox([["blues", "blues"], ["viridis", "viridis"], ["magma", "magma"]], store.get("colormap") || "blues",
         (v) => store.set({ colormap: v }), { "aria-label": "colour map" }),
-      h("span", { class: "mw-colorbar", style: { background: gradientCss(store.get("colormap") || "blues") }, title: "attention weight 0 \u2192 1" }),
-      h("span", { class: "mw-small" }, "0\u20131"),
+      h("span", { class: "mw-small mw-scale-low" }, low),
+      h("span", { class: "mw-colorbar", style: { background: gradientCss(store.get("colormap") || "blues") }, title: meaning }),
+      h("span", { class: "mw-small mw-scale-high", title: meaning }, high),
+      h("span", { class: "mw-small mw-scale-meaning" }, kind === "relative" ? "* per pattern, sink column excluded" : ""),
     );
   }
 

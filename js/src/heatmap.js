@@ -2,17 +2,18 @@
 // by CSS with `image-rendering: pixelated`, so every cell stays a crisp square.
 
 import { float16Values } from "./codecs.js";
-import { colormapLut, weightScale } from "./colors.js";
+import { colormapLut, relativeMax, weightScale } from "./colors.js";
 
 /** Colour settings of a view from the model: {lut, scale, key}. */
 export function colorSettings(store) {
   const map = store.get("colormap") || "blues";
-  const kind = store.get("color_scale") || "linear";
+  const kind = store.get("color_scale") || "relative";
   const exponent = store.get("scale_exponent") ?? 0.5;
-  return { lut: colormapLut(map), scale: weightScale(kind, exponent), key: `${map}|${kind}|${exponent}` };
+  return { lut: colormapLut(map), scale: weightScale(kind, exponent), key: `${map}|${kind}|${exponent}`, relative: kind === "relative" };
 }
 
 const palettes = new Map();
+const UINT8_WEIGHTS = Float32Array.from({ length: 256 }, (_, c) => (c / 255) ** 2);
 
 /**
  * Packed RGBA (a Uint32Array over RGBA bytes, the layout of ImageData) for every code of a
@@ -45,14 +46,29 @@ function context2d(canvas, m) {
   return canvas.getContext("2d", { willReadFrequently: true });
 }
 
+const packedLuts = new Map();
+
+/** The colour map as 256 packed RGBA values (ImageData layout). */
+function packedLut(lut) {
+  if (packedLuts.has(lut)) return packedLuts.get(lut);
+  const bytes = new Uint8Array(256 * 4);
+  for (let i = 0; i < 256; i++) {
+    bytes.set([lut[i * 3], lut[i * 3 + 1], lut[i * 3 + 2], 255], i * 4);
+  }
+  const packed = new Uint32Array(bytes.buffer);
+  packedLuts.set(lut, packed);
+  return packed;
+}
+
 /** Paint an m x m pattern (Float32Array of weights, row = query) into `canvas` (resized to m x m). */
-export function paintPattern(canvas, values, m, { lut, scale }) {
+export function paintPattern(canvas, values, m, { lut, scale, relative }) {
   if (m === 0) return;
   const ctx = context2d(canvas, m);
   const image = ctx.createImageData(m, m);
   const px = image.data;
+  const ref = relative ? relativeMax(m, (q, k) => values[q * m + k]) : 1;
   for (let i = 0; i < m * m; i++) {
-    const c = Math.round(scale(values[i]) * 255) * 3;
+    const c = Math.round(scale(values[i] / ref) * 255) * 3;
     px[i * 4] = lut[c];
     px[i * 4 + 1] = lut[c + 1];
     px[i * 4 + 2] = lut[c + 2];
@@ -73,9 +89,23 @@ export function paintThumbnail(canvas, store, head, t, colors) {
   const px = new Uint32Array(image.data.buffer);
   const raw = thumbs.data;
   const base = (head * T + t) * K * K;
-  for (let q = 0; q < m; q++) {
-    const row = base + q * K;
-    for (let k = 0; k < m; k++) px[q * m + k] = table[raw[row + k]];
+  if (colors.relative) {
+    // weight / the pattern's reference weight (colors.relativeMax), one colour-map lookup a cell
+    const weight = thumbs.dtype === "float16" ? float16Values() : UINT8_WEIGHTS;
+    const inv = 255 / relativeMax(m, (q, k) => weight[raw[base + q * K + k]]);
+    const colorsOf = packedLut(colors.lut);
+    for (let q = 0; q < m; q++) {
+      const row = base + q * K;
+      for (let k = 0; k < m; k++) {
+        const w = weight[raw[row + k]];
+        px[q * m + k] = colorsOf[w > 0 ? Math.min(255, Math.round(w * inv)) : 0];
+      }
+    }
+  } else {
+    for (let q = 0; q < m; q++) {
+      const row = base + q * K;
+      for (let k = 0; k < m; k++) px[q * m + k] = table[raw[row + k]];
+    }
   }
   ctx.putImageData(image, 0, 0);
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 
 from motif_widgets.widgets import PatternGrid
@@ -130,7 +131,7 @@ def test_rows_follow_the_selection_from_python(render, toy_view_atlas):
 
 
 def test_log_scale_lifts_small_weights(render, toy_view_atlas):
-    grid = PatternGrid(toy_view_atlas, selected_head="L1H0", colormap="blues")
+    grid = PatternGrid(toy_view_atlas, selected_head="L1H0", colormap="blues", color_scale="linear")
     view = render(grid, "grid")
     page = view.page
     head = toy_view_atlas.head_index("L1H0")
@@ -156,3 +157,30 @@ def test_log_scale_lifts_small_weights(render, toy_view_atlas):
     # linear: t <= 0.04, near white; log10 with a 1e-3 floor: t = (log10(w) + 3) / 3 >= 0.33
     assert linear > 235 and log < 200
 
+
+
+def test_relative_scale_is_the_default_and_says_so(render, toy_view_atlas):
+    """Default colour scale: weight / the pattern's largest weight off the first-token column
+    (at least 0.1): that cell gets the darkest colour, and the colour bar says what the scale is."""
+    grid = PatternGrid(toy_view_atlas, selected_head="L1H0", colormap="blues")
+    assert grid.color_scale == "relative"
+    view = render(grid, "grid")
+    page = view.page
+    head = toy_view_atlas.head_index("L1H0")
+    pattern = toy_view_atlas.thumbnails("L1H0")[0]["pattern"]
+    off = np.tril(pattern.copy())
+    off[:, 0] = 0
+    q, k = np.unravel_index(int(off.argmax()), off.shape)
+    assert off[q, k] >= 0.1
+    red = page.evaluate(
+        """([h, q, k]) => document.querySelector(`.mw-grid canvas[data-head="${h}"][data-thumb="0"]`)
+            .getContext("2d").getImageData(k, q, 1, 1).data[0]""",
+        [head, int(q), int(k)],
+    )
+    assert red <= 10  # blues at t = 1: #08306b
+    assert page.locator(".mw-scale-high").inner_text() == "max*"
+    assert "first token" in page.locator(".mw-colorbar").get_attribute("title")
+    page.locator('select[aria-label="colour scale"]').select_option("linear")
+    page.wait_for_timeout(50)
+    assert page.locator(".mw-scale-high").inner_text() == "1"
+    assert "0 to 1" in page.locator(".mw-colorbar").get_attribute("title")

@@ -202,10 +202,20 @@ class AtlasWidget(anywidget.AnyWidget):
         return _save_html(self, path, title=title)
 
 
-class PatternColorTraits(traitlets.HasTraits):
-    """Colour settings of attention heatmaps (grid, thumbnails, large view)."""
+COLOR_SCALES = ("relative", "linear", "power", "log")
 
-    color_scale = _option(Enum(["linear", "power", "log"], "linear"))
+
+class PatternColorTraits(traitlets.HasTraits):
+    """Colour settings of attention heatmaps (grid, thumbnails, large view).
+
+    color_scale: "relative" (default): each pattern coloured by weight / its largest weight
+    off the first-token column (at least 0.1), so structure beside an attention sink shows
+    (the sink column saturates; compare shapes, not strengths, across heads); "linear":
+    weight 0 to 1; "power": weight ** scale_exponent; "log": log10 of the weight from 1e-3
+    to 1. The grid's colour bar says which; tooltips always show the exact weight.
+    """
+
+    color_scale = _option(Enum(list(COLOR_SCALES), "relative"))
     scale_exponent = _option(Float(0.5, min=0.05, max=5.0))
     colormap = _option(Enum(["blues", "viridis", "magma"], "blues"))
 

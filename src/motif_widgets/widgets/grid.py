@@ -187,7 +187,7 @@ class PatternGrid(GridTraits, AtlasWidget):
         prompts: thumbnail prompt ids to show as columns (None = all).
         pattern_encoding: "float16" (default) or "uint8" (half the size, square-root code).
         selected_head, selection: the initial selection.
-        **options: color_scale ("linear", "power", "log"), scale_exponent, colormap ("blues",
+        **options: color_scale ("relative" per pattern, default; "linear", "power", "log"), scale_exponent, colormap ("blues",
             "viridis", "magma"), cell_size (px), focus_prompt, title.
     """
 
