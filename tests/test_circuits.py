@@ -67,27 +67,31 @@ def reference_stats(Q, K, V, O, W_E, W_U):
     return rows
 
 
-def hf_reference_weights(hf):
-    """Per-head numpy matrices straight from a Hugging Face Llama's modules (GQA: query head h
-    uses KV head h // (H / KV)); input-norm and final-norm weights folded."""
+def hf_reference_weights(hf, gemma: bool = False):
+    """Per-head numpy matrices straight from a Hugging Face Llama / Qwen2 / Gemma-3 model's
+    modules (GQA: query head h uses KV head h // (H / KV)); norm weights folded (Gemma: 1 + w,
+    q/k norms, the post-attention norm on the head output, the embedding scale)."""
     cfg = hf.config
     H, KV, D = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.hidden_size
-    d = D // H
+    d = getattr(cfg, "head_dim", None) or D // H
     L = cfg.num_hidden_layers
-    Q, K, V, O = (np.zeros((L, H, D, d)) for _ in range(3)), None, None, np.zeros((L, H, d, D))
-    Q, K, V = Q
+    w = lambda m: m.weight.detach().double().numpy() + (1.0 if gemma else 0.0)  # noqa: E731
+    Q, K, V = (np.zeros((L, H, D, d)) for _ in range(3))
+    O = np.zeros((L, H, d, D))
     for l, layer in enumerate(hf.model.layers):
-        g = layer.input_layernorm.weight.detach().double().numpy()
+        g = w(layer.input_layernorm)
         a = layer.self_attn
         wq, wk, wv, wo = (m.weight.detach().double().numpy() for m in (a.q_proj, a.k_proj, a.v_proj, a.o_proj))
+        qn, kn = (w(a.q_norm), w(a.k_norm)) if gemma else (np.ones(d), np.ones(d))
+        post = w(layer.post_attention_layernorm) if gemma else np.ones(D)
         for h in range(H):
             kv = h // (H // KV)
-            Q[l, h] = g[:, None] * wq[h * d : (h + 1) * d].T
-            K[l, h] = g[:, None] * wk[kv * d : (kv + 1) * d].T
+            Q[l, h] = g[:, None] * wq[h * d : (h + 1) * d].T * qn[None, :]
+            K[l, h] = g[:, None] * wk[kv * d : (kv + 1) * d].T * kn[None, :]
             V[l, h] = g[:, None] * wv[kv * d : (kv + 1) * d].T
-            O[l, h] = wo[:, h * d : (h + 1) * d].T
-    g_f = hf.model.norm.weight.detach().double().numpy()
-    W_E = hf.model.embed_tokens.weight.detach().double().numpy()
+            O[l, h] = wo[:, h * d : (h + 1) * d].T * post[None, :]
+    g_f = w(hf.model.norm)
+    W_E = hf.model.embed_tokens.weight.detach().double().numpy() * (np.sqrt(D) if gemma else 1.0)
     W_U = g_f[:, None] * hf.lm_head.weight.detach().double().numpy().T
     return Q, K, V, O, W_E, W_U
 
@@ -107,12 +111,7 @@ def assert_matches_reference(df, ref, rtol=1e-7, atol=1e-9):
 @pytest.fixture(scope="module")
 def llama_random_norms(tiny_llama):
     """The tiny Llama with random positive norm weights (so folding them is tested)."""
-    hf = copy.deepcopy(tiny_llama["hf"])
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for m in hf.modules():
-            if type(m).__name__.endswith("RMSNorm"):
-                m.weight.copy_(0.5 + torch.rand(m.weight.shape, generator=g))
+    hf = _randomize_norms(copy.deepcopy(tiny_llama["hf"]))
     hf.motif_widgets_name = "tiny-llama"
     return hf
 
@@ -123,6 +122,38 @@ def test_weight_stats_match_numpy_reference_on_gqa_llama(llama_random_norms):
     assert_matches_reference(df, reference_stats(*hf_reference_weights(llama_random_norms)))
     for kind in "qkv":
         assert 0 < df.attrs[f"{kind}_comp_baseline"] < 1
+
+
+def _randomize_norms(model, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if type(m).__name__.endswith("RMSNorm"):
+                m.weight.copy_(0.5 + torch.rand(m.weight.shape, generator=g))
+    return model
+
+
+def test_weight_stats_match_numpy_reference_on_gemma3_and_qwen2():
+    """Gemma-3 (1 + w norms, q/k norms, post-attention norm, scaled embeddings, one KV head)
+    and Qwen2 (q/k/v biases, ignored) built tiny from their configs."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig, Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    gemma = Gemma3ForCausalLM(Gemma3TextConfig(
+        vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=1, head_dim=16, max_position_embeddings=128, sliding_window=16,
+    )).eval()
+    gemma.motif_widgets_name = "tiny-gemma"
+    df = circuits.weight_stats(_randomize_norms(gemma))
+    assert any("q_norm" in f for f in df.attrs["folded"]) and any("post_attention" in f for f in df.attrs["folded"])
+    assert_matches_reference(df, reference_stats(*hf_reference_weights(gemma, gemma=True)))
+    qwen = Qwen2ForCausalLM(Qwen2Config(
+        vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=128,
+    )).eval()
+    qwen.motif_widgets_name = "tiny-qwen"
+    df = circuits.weight_stats(_randomize_norms(qwen))
+    assert_matches_reference(df, reference_stats(*hf_reference_weights(qwen)))
 
 
 def test_weight_stats_same_through_every_adapter(tiny_llama):

@@ -643,7 +643,7 @@ def _clean_run(runner: _Runner, batch: _Batch) -> _Clean:
     logits = runner.forward(batch.ids, batch.lengths, capture_resid=resid, capture_z=zs)
     loss = _per_prompt_loss(logits, batch.ids, batch.loss_mask)
     del logits
-    real = (torch.arange(batch.ids.shape[1])[None, :] < batch.lengths[:, None]).to(zs[0].dtype)
+    real = (torch.arange(batch.ids.shape[1], device=batch.ids.device)[None, :] < batch.lengths[:, None]).to(zs[0].dtype)
     z_mean = torch.stack([(zs[l] * real[:, :, None, None]).sum((0, 1)) / real.sum() for l in range(runner.n_layers)])
     return _Clean(loss, resid, z_mean)
 
@@ -666,7 +666,7 @@ def _variant_losses(
     and with reuse the run starts at `layer` from the clean residual."""
     B = batch.ids.shape[0]
     per = max(1, _rows_per_forward(batch, runner.source.vocab_size) // B)
-    real = torch.arange(batch.ids.shape[1])[None, :] < batch.lengths[:, None]
+    real = torch.arange(batch.ids.shape[1], device=batch.ids.device)[None, :] < batch.lengths[:, None]
     real2 = (real[:, :, None] & real[:, None, :])[:, None]  # [B, 1, N, N]
     out = []
     for s in range(0, len(variants), per):
@@ -679,7 +679,7 @@ def _variant_losses(
                 z = z.clone()
                 for c, v in enumerate(chunk):
                     for h, value in (v.get("z") or {}).items():
-                        z[c * B : (c + 1) * B, :, h] = 0.0 if value is None else value.to(z.dtype)
+                        z[c * B : (c + 1) * B, :, h] = 0.0 if value is None else value.to(z.device, z.dtype)
                 return z
         if any(v.get("pattern") for v in chunk):
             def pattern_edit(p, chunk=chunk):
@@ -687,7 +687,7 @@ def _variant_losses(
                 for c, v in enumerate(chunk):
                     for h, pat in (v.get("pattern") or {}).items():
                         rows = slice(c * B, (c + 1) * B)
-                        p[rows, h] = torch.where(real2[:, 0], pat.to(p.dtype), p[rows, h])
+                        p[rows, h] = torch.where(real2[:, 0], pat.to(p.device, p.dtype), p[rows, h])
                 return p
         start = (layer, clean.resid[layer].repeat(k, 1, 1)) if reuse and layer > 0 else None
         logits = runner.forward(
@@ -769,8 +769,8 @@ def ablate(
             {"z": {heads[k][1]: clean.z_mean[layer, heads[k][1]] if method == "mean" else None}} for k in rows
         ]
         losses = _variant_losses(runner, batch, clean, layer, variants, reuse=reuse_residual)
-        delta[rows] = (losses - clean.loss[None, :]).numpy()
-    return _effect_frame(runner, batch, heads, delta, clean.loss, method, "exact")
+        delta[rows] = (losses - clean.loss[None, :]).cpu().numpy()
+    return _effect_frame(runner, batch, heads, delta, clean.loss.cpu(), method, "exact")
 
 
 def head_effects(
@@ -796,7 +796,7 @@ def head_effects(
     loss = per_prompt.mean()
     grads = torch.autograd.grad(loss, [zs[l] for l in range(runner.n_layers)])
     B = batch.ids.shape[0]
-    real = (torch.arange(batch.ids.shape[1])[None, :] < batch.lengths[:, None])[:, :, None, None]
+    real = (torch.arange(batch.ids.shape[1], device=batch.ids.device)[None, :] < batch.lengths[:, None])[:, :, None, None]
     delta = []
     with torch.no_grad():
         for l in range(runner.n_layers):
@@ -807,9 +807,9 @@ def head_effects(
             else:
                 z_abl = torch.zeros_like(z)
             eff = ((z_abl - z) * grads[l] * real).sum((1, 3)) * B  # [B, H]: dL_total/dz = dL_b/dz / B
-            delta.append(eff.T.double())
+            delta.append(eff.T.double().cpu())
     delta = torch.cat(delta).numpy()  # [L*H, B] layer-major
-    return _effect_frame(runner, batch, heads, delta, per_prompt.detach(), method, "attribution")
+    return _effect_frame(runner, batch, heads, delta, per_prompt.detach().cpu(), method, "attribution")
 
 
 # ---------------------------------------------------------------------------------------
@@ -870,7 +870,7 @@ def _patterns_of(runner, batch, heads) -> dict[str, list[np.ndarray]]:
     runner.forward(batch.ids, batch.lengths, pattern_edits={l: keep(l) for l in layers})
     n = batch.lengths.tolist()
     return {
-        head_id(runner.name, l, h): [kept[l][b, h, : n[b], : n[b]].to(torch.float64).numpy() for b in range(len(n))]
+        head_id(runner.name, l, h): [kept[l][b, h, : n[b], : n[b]].to(torch.float64).cpu().numpy() for b in range(len(n))]
         for l, h in heads
     }
 
@@ -962,7 +962,7 @@ def frozen_run(
         raise ValueError("freeze must be a non-empty dict {head id: template name / pattern(s)}")
     batch = runner.batch(prompts, max_tokens, loss_on)
     N = batch.ids.shape[1]
-    real2 = (torch.arange(N)[None, :] < batch.lengths[:, None])
+    real2 = (torch.arange(N, device=batch.ids.device)[None, :] < batch.lengths[:, None])
     real2 = (real2[:, :, None] & real2[:, None, :])
     by_layer: dict[int, dict[int, torch.Tensor]] = {}
     for key, value in freeze.items():
@@ -973,7 +973,7 @@ def frozen_run(
         def f(p):
             p = p.clone()
             for h, pat in by_layer[layer].items():
-                p[:, h] = torch.where(real2, pat.to(p.dtype), p[:, h])
+                p[:, h] = torch.where(real2, pat.to(p.device, p.dtype), p[:, h])
             return p
 
         return f
@@ -981,7 +981,7 @@ def frozen_run(
     logits = runner.forward(batch.ids, batch.lengths, pattern_edits={l: edit(l) for l in by_layer})
     per = _per_prompt_loss(logits, batch.ids, batch.loss_mask)
     out_logits = [logits[b, :n].clone() for b, n in enumerate(batch.lengths.tolist())] if return_logits else None
-    return FrozenRun(float(per.mean()), pd.Series(per.numpy().astype(float), index=batch.prompt_ids, name="loss"), out_logits)
+    return FrozenRun(float(per.mean()), pd.Series(per.cpu().numpy().astype(float), index=batch.prompt_ids, name="loss"), out_logits)
 
 
 def motif_sufficiency(
@@ -1028,7 +1028,7 @@ def motif_sufficiency(
     for l, h in heads:
         variants = [{"z": {h: clean.z_mean[l, h] if method == "mean" else None}}]
         variants += [{"pattern": {h: pats[t]}} for t in templates]
-        losses = _variant_losses(runner, batch, clean, l, variants).mean(1).numpy()
+        losses = _variant_losses(runner, batch, clean, l, variants).mean(1).cpu().numpy()
         abl, tl = float(losses[0]), losses[1:]
         best = int(np.argmin(tl))
         effect = abl - clean_loss
