@@ -9,6 +9,18 @@ import { coalesce, formatNumber } from "./store.js";
 import { h, localPoint, selectBox, tooltip } from "./dom.js";
 
 const SELECTION_RING = [0.96, 0.55, 0.1];
+/** Pattern mode: the lasso selects a head when at least this share of its points lie inside. */
+export const LASSO_SHARE = 0.5;
+
+/** Heads chosen by a lasso around `pointIndices`: in pattern mode those with >= LASSO_SHARE of their points inside. */
+export function lassoHeads(points, pointIndices) {
+  const counts = new Map();
+  for (const i of pointIndices) {
+    const head = points.headOf(i);
+    counts.set(head, (counts.get(head) || 0) + 1);
+  }
+  return [...counts].filter(([, n]) => n >= LASSO_SHARE * points.perHead).map(([head]) => head);
+}
 const FOCUS_RING = [0.91, 0.12, 0.39];
 
 /** Points of the current mode: {positions, count, perHead, headOf(i), promptOf(i)}. */
@@ -242,7 +254,9 @@ export function renderCloud(store, el, { height = 460 } = {}) {
       selectBox(colorChoices(store), store.get("color_by") || "layer", (v) => store.set({ color_by: v }), { "aria-label": "colour by" }),
       h("button", {
         class: `mw-button${lassoMode ? " mw-active" : ""}`,
-        title: "lasso: drag to select heads (shift-drag also lassoes; hold shift to add)",
+        title: points && points.mode === "patterns"
+          ? `lasso: drag to select the heads with at least ${Math.round(LASSO_SHARE * 100)}% of their points inside (shift-drag also lassoes; hold shift to add)`
+          : "lasso: drag to select the heads inside (shift-drag also lassoes; hold shift to add)",
         onclick: () => {
           lassoMode = !lassoMode;
           drawControls();
@@ -387,8 +401,7 @@ export function renderCloud(store, el, { height = 460 } = {}) {
       const i = renderer.pick(x, y);
       if (i >= 0) store.select(points.headOf(i), { toggle: event.shiftKey });
     } else if (d.lasso && polygon && polygon.length > 2) {
-      const heads = [...new Set(renderer.inside(polygon).map(points.headOf))];
-      store.selectMany(heads, { add: d.shift });
+      store.selectMany(lassoHeads(points, renderer.inside(polygon)), { add: d.shift });
     }
     drawOverlay();
   });

@@ -124,6 +124,35 @@ def test_lasso_selects_the_heads_inside(render, multi_atlas):
     assert sorted(multi_atlas.head_index(h) for h in chosen) == sorted(inside)
 
 
+def test_lasso_in_pattern_mode_takes_heads_with_half_their_points_inside(render, multi_atlas):
+    cloud = PatternCloud(multi_atlas)  # pattern mode: 6 points per head
+    view = render(cloud, "cloud")
+    page = view.page
+    x, y = point_of(page, multi_atlas.head_index("model0:L0H1"))
+    r = 60
+    page.keyboard.down("Shift")
+    page.mouse.move(x - r, y - r)
+    page.mouse.down()
+    for dx, dy in [(r, -r), (r, r), (-r, r), (-r, -r)]:
+        page.mouse.move(x + dx, y + dy, steps=4)
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    chosen = sorted(multi_atlas.head_index(h) for h in view.sets("selection")[-1])
+    # the points inside the same square (the renderer's own point-in-polygon test), counted per head
+    share = page.evaluate(
+        """([x, y, r]) => { const c = document.querySelector('.mw-cloud-canvas'); const b = c.getBoundingClientRect();
+            const lx = x - b.left, ly = y - b.top;
+            const inside = c.mwCloud.renderer.inside([[lx - r, ly - r], [lx + r, ly - r], [lx + r, ly + r], [lx - r, ly + r]]);
+            const n = {};
+            for (const i of inside) { const h = Math.floor(i / 6); n[h] = (n[h] || 0) + 1; }
+            return n; }""",
+        [x, y, r],
+    )
+    assert any(n < 3 for n in share.values())  # some heads have a point inside but not half
+    assert chosen == sorted(int(h) for h, n in share.items() if n >= 3)  # of 6
+    assert "50%" in page.locator("button", has_text="lasso").get_attribute("title")
+
+
 def test_mode_and_colour_controls(render, multi_atlas):
     cloud = PatternCloud(multi_atlas)
     view = render(cloud, "cloud")

@@ -154,6 +154,23 @@ def test_a_click_in_the_browser_updates_python(toy_view_atlas):
     assert e.selected_head is None and e.selected_heads == []
 
 
+def test_one_selection_rule_for_python_and_clicks(toy_view_atlas):
+    """A new selected_head outside the selection replaces it (as a plain click does); one in it
+    only moves the focus; setting the selection keeps the selected head."""
+    e = HeadExplorer(toy_view_atlas)
+    e.selection = ["L0H0", "L0H1"]
+    e.selected_head = "L0H1"  # in the selection: focus moves, selection kept
+    assert e.selection == ["toy-induction:L0H0", "toy-induction:L0H1"]
+    e.selected_head = "L1H2"  # outside: replaces the selection
+    assert e.selection == ["toy-induction:L1H2"] and e.selected_heads == ["toy-induction:L1H2"]
+    from_browser(e, selection=["toy-induction:L1H3"], selected_head="toy-induction:L1H3")  # a click
+    assert e.selection == ["toy-induction:L1H3"]
+    e.selected_head = None
+    assert e.selection == ["toy-induction:L1H3"]  # clearing the focus keeps the selection
+    e.select([])
+    assert e.selection == [] and e.selected_head is None
+
+
 def test_python_changes_are_sent_to_the_browser(toy_view_atlas):
     e = HeadExplorer(toy_view_atlas)
     comm = FakeComm()
@@ -161,13 +178,14 @@ def test_python_changes_are_sent_to_the_browser(toy_view_atlas):
     e.selected_head = "L0H1"
     e.selection = [(1, 0), "L0H1"]
     assert comm.updates("selected_head") == ["toy-induction:L0H1"]
-    assert comm.updates("selection") == [["toy-induction:L1H0", "toy-induction:L0H1"]]
+    # a selected head outside the selection replaces it (as a click does)
+    assert comm.updates("selection") == [["toy-induction:L0H1"], ["toy-induction:L1H0", "toy-induction:L0H1"]]
     e.select(["L1H1", "L1H2"])  # both traits in one message
     last = comm.sent[-1][0]["state"]
     assert last == {"selection": ["toy-induction:L1H1", "toy-induction:L1H2"], "selected_head": "toy-induction:L1H1"}
     # a value that came from the browser is echoed, not sent back as a new update
     comm.sent.clear()
-    from_browser(e, selected_head="toy-induction:L0H2")
+    from_browser(e, selected_head="toy-induction:L0H2", selection=["toy-induction:L0H2"])
     assert [d["method"] for d, _ in comm.sent] == ["echo_update"]
     # heavy data goes out as binary buffers, never JSON lists
     comm.sent.clear()
@@ -227,7 +245,7 @@ def test_selection_df(multi_atlas):
     assert df.loc["model1:L2H3", "neighbors"] == near["head"].tolist()
     assert np.allclose(df.loc["model1:L2H3", "neighbor_distances"], near["distance"])
     # the selected head is included even when the multi-selection does not hold it
-    e.selection, e.selected_head = ["model0:L0H0"], "model0:L0H1"
+    e.selected_head, e.selection = "model0:L0H1", ["model0:L0H0"]
     assert e.selection_df().index.tolist() == ["model0:L0H0", "model0:L0H1"]
 
 

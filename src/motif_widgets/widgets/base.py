@@ -8,6 +8,11 @@ Selection state (synced both ways with the browser):
 - ``selection``: the multi-selection, a list of head ids (shift-click, lasso). A plain click
   sets it to the clicked head.
 
+One rule, in the browser and in Python: a new ``selected_head`` that is not in the selection
+replaces it (the selection becomes that one head, as a plain click does); a head already in
+the selection only moves the focus and keeps the selection. Setting ``selection`` keeps
+``selected_head`` as it is (see ``selected_heads``); ``select(heads)`` sets both at once.
+
 Python is the source of truth: the browser proposes values, the validators here accept
 (normalised) or reject them, and every rendered view follows the stored value.
 """
@@ -149,6 +154,13 @@ class AtlasWidget(anywidget.AnyWidget):
         if not hasattr(value, "__iter__") or isinstance(value, dict):
             raise ValueError(f"selection must be a list of heads, got {type(value).__name__}")
         return list(dict.fromkeys(self._head_id(h) for h in value))
+
+    @traitlets.observe("selected_head")
+    def _selected_head_joins_selection(self, change):
+        # the one selection rule (module docstring): a head outside the selection replaces it
+        head = change["new"]
+        if head is not None and head not in self.selection:
+            self.selection = [head]
 
     @property
     def selected_heads(self) -> list[str]:

@@ -52,7 +52,9 @@ class PatternCloud(CloudTraits, AtlasWidget):
     components); head mode one point per head (the atlas's head map, Isomap by default).
     Drag to rotate, wheel to zoom; hover for the head, prompt and colour value; click selects
     a head and highlights all its points; shift-click adds or removes a head; shift-drag (or
-    the lasso button) selects every head with a point inside the lasso. Interactive with
+    the lasso button) selects the heads inside the lasso: in head mode those whose point is
+    inside, in pattern mode those with at least half of their points inside (the lasso
+    button's tooltip says so). Interactive with
     200k points.
 
     Args:
