@@ -248,31 +248,17 @@ class Atlas:
             model_name: which of the atlas's models it is (default: the only one, or the
                 model's own name).
         """
-        from . import circuits
+        from .evidence import circuit_stats
 
+        max_prompts = check_int("max_prompts", max_prompts, minimum=1)
         name = model_name or (self.model_names[0] if len(self.model_names) == 1 else source_for(model, tokenizer=tokenizer).name)
         if name not in self.data.models:
             raise ValueError(f"model_name: the atlas has no model {name!r} (it has {self.model_names})")
         info = self.data.models[name]
-        stats = circuits.weight_stats(model)
-        if len(stats) != info.n_layers * info.n_heads:
-            raise ValueError(
-                f"model has {len(stats)} heads but the atlas's {name!r} has {info.n_layers} x {info.n_heads}; "
-                "pass the model the atlas was built from"
-            )
-        rename = {h: f"{name}:{h.rsplit(':', 1)[1]}" for h in stats.index}
-        stats = stats.rename(index=rename).drop(columns=["layer", "head_index"])
-        for kind in ("q", "k", "v"):
-            stats[f"{kind}_comp_partner"] = stats[f"{kind}_comp_partner"].map(lambda h: rename.get(h, h) if isinstance(h, str) else h)
-        if effects:
-            texts = [p for p in self.prompts if not p.is_probe][:max_prompts]
-            probes = [p for p in self.prompts if p.is_probe][:max_prompts]
-            if texts:
-                est = circuits.head_effects(model, texts, tokenizer=tokenizer, max_tokens=max_tokens)
-                stats["effect"] = est["delta_loss"].rename(index=rename)
-            if probes:
-                est = circuits.head_effects(model, probes, tokenizer=tokenizer, max_tokens=max_tokens, loss_on="repeated")
-                stats["effect_repeated"] = est["delta_loss"].rename(index=rename)
+        stats = circuit_stats(
+            model, name, (info.n_layers, info.n_heads), self.prompts if effects else [],
+            tokenizer=tokenizer, max_prompts=max_prompts, max_tokens=max_tokens,
+        )
         self.data = self.data.with_head_stats(stats)
         self._channels.clear()
         return self

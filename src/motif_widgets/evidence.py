@@ -26,6 +26,40 @@ CIRCUIT_COLUMNS = (
 EFFECT_COLUMNS = ("effect", "effect_repeated")
 
 
+def circuit_stats(
+    model, name: str, geometry: tuple[int, int], prompts, *, tokenizer=None, max_prompts: int = 16, max_tokens: int = 64,
+) -> pd.DataFrame:
+    """Per-head circuit statistics and effect estimates of `model`, indexed by the atlas's
+    head ids "name:L{l}H{h}" (see Atlas.add_circuits).
+
+    Args:
+        geometry: (n_layers, n_heads) the atlas holds for this model (checked).
+        prompts: the atlas's prompts: up to max_prompts texts give ``effect`` (mean-ablation
+            attribution on all predictions) and up to max_prompts probes ``effect_repeated``
+            (on the repeated tokens); none: weight statistics only.
+    """
+    from . import circuits
+
+    stats = circuits.weight_stats(model)
+    if len(stats) != geometry[0] * geometry[1]:
+        raise ValueError(
+            f"model has {len(stats)} heads but the atlas's {name!r} has {geometry[0]} x {geometry[1]}; "
+            "pass the model the atlas was built from"
+        )
+    rename = {h: f"{name}:{h.rsplit(':', 1)[1]}" for h in stats.index}
+    stats = stats.rename(index=rename).drop(columns=["layer", "head_index"])
+    for kind in ("q", "k", "v"):
+        column = f"{kind}_comp_partner"
+        stats[column] = stats[column].map(lambda h: rename.get(h, h) if isinstance(h, str) else h)
+    texts = [p for p in prompts if not p.is_probe][:max_prompts]
+    probes = [p for p in prompts if p.is_probe][:max_prompts]
+    for column, chosen, loss_on in (("effect", texts, "all"), ("effect_repeated", probes, "repeated")):
+        if chosen:
+            est = circuits.head_effects(model, chosen, tokenizer=tokenizer, max_tokens=max_tokens, loss_on=loss_on)
+            stats[column] = est["delta_loss"].rename(index=rename)
+    return stats
+
+
 def stat_distances(stats: pd.DataFrame | None, columns, channel: str) -> np.ndarray:
     """[H, H] Euclidean distances of the z-scored `columns` of `stats` (those present)."""
     present = [c for c in columns if stats is not None and c in stats.columns and stats[c].notna().any()]
