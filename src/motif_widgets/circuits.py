@@ -299,10 +299,17 @@ def _small_batched(fn, x: torch.Tensor):
 
 def _r(M: torch.Tensor) -> torch.Tensor:
     """A d x d factor R of M [..., D, d] with R^T R = M^T M, so ||M X||_F = ||R X||_F and
-    M X has the singular values of R X (the symmetric square root of the Gram matrix, from
-    a batched eigh: much faster than a batched QR of the tall M)."""
-    w, U = _small_batched(torch.linalg.eigh, M.transpose(-1, -2) @ M)
-    return w.clamp_min(0).sqrt()[..., :, None] * U.transpose(-1, -2)
+    M X has the singular values of R X: the Cholesky factor of the Gram matrix (much faster
+    than a batched QR of the tall M), or its symmetric square root (eigh) where the Gram
+    matrix is singular."""
+    G = M.transpose(-1, -2) @ M
+    L, info = torch.linalg.cholesky_ex(G)
+    R = L.transpose(-1, -2)
+    bad = info != 0
+    if bad.any():
+        w, U = _small_batched(torch.linalg.eigh, G[bad])
+        R[bad] = w.clamp_min(0).sqrt()[..., :, None] * U.transpose(-1, -2)
+    return R
 
 
 def _gram_blocks(D: int, n_blocks: int = 4) -> list[tuple[slice, slice, float]]:
