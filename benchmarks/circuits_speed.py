@@ -50,31 +50,36 @@ class Timer:
         print(f"  {self.label}: {self.wall:.2f} s wall, {self.cpu:.2f} s CPU", flush=True)
 
 
+def weight_timings(model, gemma: bool) -> None:
+    print("weight_stats")
+    with Timer("smollm2-135m weight_stats (270 heads)"):
+        ws = circuits.weight_stats(model)
+    print(f"    k_comp baseline {ws.attrs['k_comp_baseline']:.4f}; top K-composition: "
+          + ", ".join(f"{h.split(':')[1]}<-{p.split(':')[1]} {v:.3f}" for h, v, p in
+                      ws.nlargest(3, "k_comp_max")[["k_comp_max", "k_comp_partner"]].itertuples()))
+    if gemma:
+        hf, _ = load_hf_model("gemma-3-270m")
+        with Timer("gemma-3-270m weight_stats (72 heads)"):
+            gws = circuits.weight_stats(hf)
+        print(f"    k_comp baseline {gws.attrs['k_comp_baseline']:.4f}, k_comp_max median {gws.k_comp_max.median():.4f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--docs", type=int, default=20)
     ap.add_argument("--probes", type=int, default=5)
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--gemma", action="store_true", help="also time weight_stats on Gemma-3-270M")
+    ap.add_argument("--skip-weights", action="store_true", help="skip the weight_stats timings")
     ap.add_argument("--heads-subset", type=int, default=0, help="exact-ablate only every N-th head (0: all heads)")
     ap.add_argument("--rerun-layers", default="0,14,29", help="layers whose heads are ablated with and without reuse")
     ap.add_argument("--out", default=None, help="CSV of head_effects and exact ablation per head")
     args = ap.parse_args()
     warnings.filterwarnings("ignore", message=".*were truncated.*")
 
-    print("weight_stats")
     model = load_model("smollm2-135m")
-    with Timer("smollm2-135m weight_stats (270 heads)") as t_ws:
-        ws = circuits.weight_stats(model)
-    print(f"    k_comp baseline {ws.attrs['k_comp_baseline']:.4f}; top K-composition: "
-          + ", ".join(f"{h.split(':')[1]}<-{p.split(':')[1]} {v:.3f}" for h, v, p in
-                      ws.nlargest(3, "k_comp_max")[["k_comp_max", "k_comp_partner"]].itertuples()))
-    if args.gemma:
-        hf, _ = load_hf_model("gemma-3-270m")
-        with Timer("gemma-3-270m weight_stats (72 heads)"):
-            gws = circuits.weight_stats(hf)
-        print(f"    k_comp baseline {gws.attrs['k_comp_baseline']:.4f}, k_comp_max median {gws.k_comp_max.median():.4f}")
-        del hf
+    if not args.skip_weights:
+        weight_timings(model, args.gemma)
 
     texts = load_jsonl(PILE, limit=args.docs)
     prompts = [text_prompt(t, id=f"doc-{k:03d}") for k, t in enumerate(texts)] + repeated_token_probes(args.probes, 25)
@@ -94,7 +99,7 @@ def main() -> None:
         est = circuits.head_effects(model, prompts, max_tokens=args.tokens)
 
     heads = list(est.index)
-    if args.heads_subset > 1:
+    if args.heads_subset > 1:  # every N-th head in layer-major order (N coprime to 9: all layers, all head slots)
         heads = heads[:: args.heads_subset]
     with Timer(f"ablate (exact mean-ablation, residual reuse) of {len(heads)} heads") as t_abl:
         exact = circuits.ablate(model, prompts, heads, max_tokens=args.tokens)
