@@ -5,7 +5,7 @@
 
 import { CATEGORICAL, MISSING_COLOR, colormapLut, gradientCss, hexToRgb } from "./colors.js";
 import { DEFAULT_CAMERA, PointCloudRenderer } from "./scatter_gl.js";
-import { coalesce, formatNumber } from "./store.js";
+import { coalesce, formatNumber, scoreLabel, statLabel } from "./store.js";
 import { h, localPoint, selectBox, tooltip } from "./dom.js";
 
 const SELECTION_RING = [0.96, 0.55, 0.1];
@@ -47,7 +47,8 @@ export function colorChoices(store) {
   const out = [["layer", "layer"], ["model", "model"]];
   if (store.clusters()) out.push(["cluster", "family (cluster)"]);
   out.push(["known_class", "known class"]);
-  for (const s of store.scoreNames()) out.push([s, `score: ${s}`]);
+  for (const s of store.scoreNames()) out.push([s, `score: ${scoreLabel(s)}`]);
+  for (const s of store.statNames()) out.push([s, `circuit: ${statLabel(s)}`]);
   return out;
 }
 
@@ -132,8 +133,31 @@ export function pointColors(store, points, colorBy) {
     for (let i = 0; i < count; i++) put(i, Number.isNaN(values[i]) ? missing : shade(values[i] / max));
     return {
       rgba,
-      legend: { kind: "ramp", low: "0", high: formatNumber(max, 2), label: colorBy },
-      valueOf: (i) => `${colorBy} ${formatNumber(values[i])}`,
+      legend: { kind: "ramp", low: "0", high: formatNumber(max, 2), label: scoreLabel(colorBy) },
+      valueOf: (i) => `${scoreLabel(colorBy)} ${points.mode === "patterns" ? "(this prompt) " : ""}${formatNumber(values[i])}`,
+    };
+  }
+  const statIndex = store.statNames().indexOf(colorBy);
+  if (statIndex >= 0) {
+    // a numeric head_stats column (per head): its range, lowest to highest
+    const values = new Float32Array(count);
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let i = 0; i < count; i++) {
+      const v = store.stat(headOf(i), statIndex);
+      values[i] = v;
+      if (!Number.isNaN(v)) {
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+      }
+    }
+    const span = hi > lo ? hi - lo : 1;
+    const missing = hexToRgb(MISSING_COLOR);
+    for (let i = 0; i < count; i++) put(i, Number.isNaN(values[i]) ? missing : shade((values[i] - lo) / span));
+    return {
+      rgba,
+      legend: { kind: "ramp", low: Number.isFinite(lo) ? formatNumber(lo, 3) : "\u2013", high: Number.isFinite(hi) ? formatNumber(hi, 3) : "\u2013", label: statLabel(colorBy) },
+      valueOf: (i) => `${statLabel(colorBy)} ${formatNumber(values[i], 4)}`,
     };
   }
   // layer: depth within the model, 0 (first layer) to 1 (last layer)
@@ -144,9 +168,21 @@ export function pointColors(store, points, colorBy) {
   }
   return {
     rgba,
-    legend: { kind: "ramp", low: "first layer", high: "last layer", label: "layer" },
+    legend: { kind: "ramp", low: "first layer", high: "last layer", label: null },
     valueOf: (i) => `layer ${t.layer[headOf(i)]}`,
   };
+}
+
+/** The head's head-type scores, strongest first, as one tooltip line. */
+export function headScoreLine(store, head) {
+  const names = store.scoreNames();
+  return names
+    .map((name, s) => [name, store.score(head, s)])
+    .filter(([, v]) => !Number.isNaN(v))
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 4)
+    .map(([name, v]) => `${scoreLabel(name)} ${formatNumber(v, 2)}`)
+    .join(" \u00b7 ");
 }
 
 function legendElement(legend) {
@@ -154,6 +190,7 @@ function legendElement(legend) {
     return h(
       "div",
       { class: "mw-legend" },
+      legend.label ? h("span", { class: "mw-small mw-legend-label" }, `${legend.label}:`) : "",
       h("span", { class: "mw-small" }, legend.low),
       h("span", { class: "mw-colorbar mw-colorbar-wide", style: { background: gradientCss("viridis") } }),
       h("span", { class: "mw-small" }, legend.high),
@@ -362,6 +399,7 @@ export function renderCloud(store, el, { height = 460 } = {}) {
       lines.push(`prompt ${(store.get("prompt_ids") || [])[p]}${kinds[p] ? ` (${kinds[p]})` : ""}`);
     }
     lines.push(colors.valueOf(i));
+    lines.push(h("div", { class: "mw-tip-scores" }, headScoreLine(store, head)));
     const classes = store.knownClasses(head);
     if (classes.length && store.get("color_by") !== "known_class") lines.push(classes.join(", "));
     tip.show(x, y, lines);

@@ -3,7 +3,7 @@
 // Neighbours come from the binary neighbour table, so the panel updates without the kernel.
 
 import { colorSettings, patternCanvas } from "./heatmap.js";
-import { SCORE_SHORT, coalesce, formatNumber } from "./store.js";
+import { CHANNEL_LABEL, coalesce, formatNumber, formatPercentile, scoreLabel } from "./store.js";
 import { h, selectBox } from "./dom.js";
 
 /** Score badges of head h: [{name, value}] for scores >= threshold, strongest first. */
@@ -19,13 +19,29 @@ export function scoreBadges(store, head, threshold) {
 
 export function badgeElements(store, head, threshold) {
   return scoreBadges(store, head, threshold).map(({ name, value }) =>
-    h("span", { class: `mw-badge mw-badge-${name}`, title: `${name} score ${formatNumber(value)}` }, `${SCORE_SHORT[name] || name} ${formatNumber(value, 2)}`),
+    h("span", { class: `mw-badge mw-badge-${name}`, title: `${scoreLabel(name)} score ${formatNumber(value)}` }, `${scoreLabel(name)} ${formatNumber(value, 2)}`),
   );
 }
 
 export function classChips(store, head) {
   return store.knownClasses(head).map((c) =>
     h("span", { class: "mw-chip", style: { borderColor: store.classColor(c) }, title: c }, h("i", { style: { background: store.classColor(c) } }), c),
+  );
+}
+
+/** Distance of a neighbour with its percentile among all head pairs (the bar: relative to the farthest listed). */
+function distanceCell(distance, percentile, maxDistance, by) {
+  const pct = formatPercentile(percentile);
+  return h(
+    "span",
+    {
+      class: "mw-distance",
+      title: `distance ${formatNumber(distance, 4)} (${CHANNEL_LABEL[by] || by})` +
+        (pct ? `; percentile ${pct} of all head pairs (closer than ${(100 - percentile).toFixed(1)}% of them)` : ""),
+    },
+    h("i", { style: { width: `${Math.round((30 * distance) / maxDistance)}px` } }),
+    h("span", { class: "mw-distance-value" }, formatNumber(distance, 2)),
+    pct ? h("span", { class: "mw-percentile" }, pct) : "",
   );
 }
 
@@ -39,6 +55,12 @@ export function headSearch(store) {
     if (head >= 0) store.select(head);
   });
   return input;
+}
+
+/** The similar_by channel in use (one the atlas has). */
+function byOf(store) {
+  const by = store.get("similar_by") || "pattern";
+  return store.channels().includes(by) ? by : "pattern";
 }
 
 export function renderSimilar(store, el, { search = true } = {}) {
@@ -62,6 +84,11 @@ export function renderSimilar(store, el, { search = true } = {}) {
         ? selectBox([["", "any model"], ...models.map((m) => [m, m])], store.get("neighbor_model") || "",
             (v) => store.set({ neighbor_model: v }), { "aria-label": "model of the neighbours" })
         : "",
+      store.channels().length > 1
+        ? h("span", { class: "mw-row mw-similar-by" }, h("span", { class: "mw-label" }, "by"),
+            selectBox(store.channels().map((c) => [c, CHANNEL_LABEL[c] || c]), byOf(store),
+              (v) => store.set({ similar_by: v }), { "aria-label": "similar by", title: "the evidence behind the distances" }))
+        : "",
       search ? headSearch(store) : "",
     );
   }
@@ -75,7 +102,8 @@ export function renderSimilar(store, el, { search = true } = {}) {
       return;
     }
     const k = store.get("top_k") || 10;
-    const neighbors = store.neighbors(focus, k, store.get("neighbor_model") || null);
+    const by = byOf(store);
+    const neighbors = store.neighbors(focus, k, store.get("neighbor_model") || null, by);
     const threshold = store.get("badge_threshold") ?? 0.4;
     const nThumbs = Math.min(store.get("n_thumbnails") ?? 3, store.thumbnailPrompts().length);
     const colors = colorSettings(store);
@@ -85,6 +113,7 @@ export function renderSimilar(store, el, { search = true } = {}) {
       "Nearest heads to ",
       h("b", { class: "mw-similar-target", dataset: { head: String(focus) } }, store.longLabel(focus)),
       store.multiModel ? "" : h("span", { class: "mw-small" }, ` (${store.modelName(focus)})`),
+      by !== "pattern" ? h("span", { class: "mw-small" }, ` by ${CHANNEL_LABEL[by] || by}`) : "",
     );
     if (focus !== shownFocus) {
       // a new head starts at its nearest neighbour: a fresh list is unscrolled (setting
@@ -107,12 +136,7 @@ export function renderSimilar(store, el, { search = true } = {}) {
           },
           h("span", { class: "mw-rank" }, String(rank + 1)),
           h("span", { class: "mw-neighbor-name" }, h("b", {}, store.label(n.head)), store.multiModel ? h("span", { class: "mw-small" }, store.modelName(n.head)) : ""),
-          h(
-            "span",
-            { class: "mw-distance", title: `distance ${formatNumber(n.distance, 4)}` },
-            h("i", { style: { width: `${Math.round((40 * n.distance) / maxDistance)}px` } }),
-            formatNumber(n.distance, 2),
-          ),
+          distanceCell(n.distance, store.percentile(n.distance, by), maxDistance, by),
           h("span", { class: "mw-thumbs" }, Array.from({ length: nThumbs }, (_, t) => patternCanvas(store, n.head, t, 36, colors, "mw-heatmap mw-thumb"))),
           h("span", { class: "mw-badges" }, badgeElements(store, n.head, threshold), classChips(store, n.head)),
         ),
@@ -121,7 +145,7 @@ export function renderSimilar(store, el, { search = true } = {}) {
   }
 
   const schedule = coalesce(refresh);
-  store.on(["selected_head", "selection", "top_k", "neighbor_model", "badge_threshold", "n_thumbnails", "color_scale", "scale_exponent", "colormap"], schedule);
+  store.on(["selected_head", "selection", "top_k", "neighbor_model", "similar_by", "badge_threshold", "n_thumbnails", "color_scale", "scale_exponent", "colormap"], schedule);
   refresh();
   return { refresh, destroy: () => root.remove() };
 }

@@ -247,15 +247,81 @@ export function createStore(model) {
       return { values: out, size: m };
     },
 
+    // ---------------------------------------------------------------- what heads do
+    /** Numeric head_stats columns (circuits, effects); [] without circuits. */
+    statNames() {
+      return model.get("stat_names") || [];
+    },
+    /** Value of stat column s of head h (NaN when unknown). */
+    stat(h, s) {
+      const values = float32("head_stats");
+      return values ? values[h * store.statNames().length + s] : NaN;
+    },
+    statByName(h, name) {
+      const s = store.statNames().indexOf(name);
+      return s < 0 ? NaN : store.stat(h, s);
+    },
+    /** Head index of h's strongest composition partner, kind "q" | "k" | "v", or -1. */
+    partner(h, kind) {
+      const p = array("comp_partners");
+      return p ? p.data[h * 3 + "qkv".indexOf(kind)] : -1;
+    },
+    /** Atlas.describe(head) text, or "". */
+    description(h) {
+      return (model.get("head_descriptions") || [])[h] || "";
+    },
+
     // ---------------------------------------------------------------- neighbours
+    /** Evidence channels of the neighbour tables ("pattern" first). */
+    channels() {
+      const c = model.get("similar_channels");
+      return c && c.length ? c : ["pattern"];
+    },
+    /** Percentile (0-100) of distance d among all head pairs under channel `by`, or null. */
+    percentile(d, by = "pattern") {
+      const q = array("distance_quantiles");
+      const c = store.channels().indexOf(by);
+      if (!q || c < 0 || Number.isNaN(d)) return null;
+      const n = q.shape[1];
+      const row = q.data.subarray(c * n, (c + 1) * n);
+      let lo = 0;
+      let hi = n - 1;
+      if (d <= row[0]) return 0;
+      if (d >= row[hi]) return 100;
+      while (hi - lo > 1) {
+        const mid = (lo + hi) >> 1;
+        if (row[mid] <= d) lo = mid;
+        else hi = mid;
+      }
+      const f = row[hi] > row[lo] ? (d - row[lo]) / (row[hi] - row[lo]) : 0;
+      return (100 * (lo + f)) / (n - 1);
+    },
     /**
      * Nearest heads of h (itself excluded), nearest first: [{head, distance}], at most k.
      * modelName: null for all models, else only that model's heads.
      */
-    neighbors(h, k, modelName = null) {
+    neighbors(h, k, modelName = null, by = "pattern") {
       let idx;
       let dist;
       let row;
+      const channel = store.channels().indexOf(by);
+      if (channel > 0) {
+        // another evidence channel: its table over all heads, filtered to the model when one is chosen
+        idx = array("channel_neighbor_index");
+        dist = array("channel_neighbor_distance");
+        if (!idx) return [];
+        const [, H, width] = idx.shape;
+        const t = headTable();
+        const m = modelName == null || !store.multiModel ? -1 : t.modelNames.indexOf(modelName);
+        const out = [];
+        for (let j = 0; j < width && out.length < k; j++) {
+          const n = idx.data[((channel - 1) * H + h) * width + j];
+          if (n < 0) break;
+          if (m >= 0 && t.model[n] !== m) continue;
+          out.push({ head: n, distance: dist.data[((channel - 1) * H + h) * width + j] });
+        }
+        return out;
+      }
       if (modelName == null || !store.multiModel) {
         idx = array("neighbor_index");
         dist = array("neighbor_distance");
@@ -292,13 +358,39 @@ export function formatNumber(x, digits = 3) {
   return Number(x).toFixed(digits);
 }
 
-/** Short form of a head-type score name for badges. */
-export const SCORE_SHORT = {
-  previous_token: "prev",
+/** Display names of head-type scores: the same words in the card, badges, cloud menu and tooltips. */
+export const SCORE_LABEL = {
+  previous_token: "previous token",
   self: "self",
-  first_token: "BOS",
+  first_token: "first token",
   recent: "recent",
   diffuse: "diffuse",
-  duplicate_token: "dup",
+  duplicate_token: "duplicate token",
   induction: "induction",
 };
+export const scoreLabel = (name) => SCORE_LABEL[name] || String(name).replace(/_/g, " ");
+
+/** Display names of the circuit / effect columns (Atlas.add_circuits). */
+export const STAT_LABEL = {
+  ov_copying: "OV copying",
+  ov_norm: "OV norm",
+  qk_norm: "QK norm",
+  ov_rank: "OV rank",
+  qk_rank: "QK rank",
+  q_comp_max: "Q-composition",
+  k_comp_max: "K-composition",
+  v_comp_max: "V-composition",
+  effect: "ablation effect, text (est.)",
+  effect_repeated: "ablation effect, repeats (est.)",
+};
+export const statLabel = (name) => STAT_LABEL[name] || String(name).replace(/_/g, " ");
+
+/** Names of the similar_by evidence channels. */
+export const CHANNEL_LABEL = { pattern: "patterns", circuits: "circuits (weights)", effects: "effects (ablation)", combined: "combined" };
+
+/** "3.2%" style percentile text (smaller = closer than most head pairs). */
+export function formatPercentile(p) {
+  if (p == null) return "";
+  if (p < 0.1) return "<0.1%";
+  return p < 10 ? `${p.toFixed(1)}%` : `${Math.round(p)}%`;
+}

@@ -16,7 +16,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "widgets")]
-from atlas_fixtures import gpt2_like_atlas, multi_atlas, toy_view_atlas  # noqa: E402,F401  (shared fixtures)
+from atlas_fixtures import gpt2_like_atlas, multi_atlas, toy_circuits_atlas, toy_view_atlas  # noqa: E402,F401  (shared fixtures)
 from browser_support import (  # noqa: E402
     ARTIFACTS,
     CHROMIUM,

@@ -68,3 +68,38 @@ def test_kernel_updates_reach_every_view(render, toy_view_atlas):
     assert view.sets("selection") == [[]] and view.sets("selected_head") == [None]
     page.wait_for_timeout(50)
     assert panels(page)["card"] is None
+
+
+def test_what_a_head_does_in_the_card_and_panel(render, toy_circuits_atlas, toy_model, artifacts):
+    atlas = toy_circuits_atlas
+    explorer = HeadExplorer(atlas, model=toy_model, ablate_prompts=3, selected_head="L1H0")
+    view = render(explorer, "explorer")
+    page = view.page
+    card = page.locator(".mw-card").inner_text()
+    assert "OV copying" in card and "K-composition" in card and "ablation effect" in card
+    partner = atlas.data.head_stats.loc["toy-induction:L1H0", "k_comp_partner"].split(":")[1]
+    assert page.locator(".mw-circuit .mw-link").inner_text() == partner
+    assert page.locator(".mw-description").inner_text() == atlas.describe("L1H0")
+    # similar by: the panel switches tables in the browser, and Python hears the choice
+    page.locator('select[aria-label="similar by"]').select_option("effects")
+    assert view.sets("similar_by") == ["effects"]
+    page.wait_for_timeout(50)
+    want = [h.split(":")[1] for h in atlas.similar_heads("L1H0", k=5, by="effects")["head"]]
+    assert page.locator(".mw-neighbor-name b").all_inner_texts()[:5] == want
+    assert page.locator(".mw-percentile").count() >= 5  # each distance with its percentile
+    assert "of all head pairs" in page.locator(".mw-distance").first.get_attribute("title")
+    # ablate: the button asks the kernel; the answer (the ablation trait) shows in the card
+    page.locator(".mw-ablate").click()
+    sent = page.evaluate("() => window.fake.calls.filter((c) => c.op === 'send').map((c) => c.message)")
+    assert sent == [{"type": "ablate", "heads": ["toy-induction:L1H0"]}]
+    explorer._on_message(explorer, sent[0], [])  # what the kernel does with it
+    assert explorer.ablation["status"] == "done"
+    view.update("ablation", explorer.ablation)
+    delta = explorer.ablation["heads"]["toy-induction:L1H0"]
+    assert page.locator(".mw-ablation-delta").inner_text() == f"{delta:+.4f}"
+    # colour the cloud by a circuit number
+    page.locator('select[aria-label="colour by"]').select_option("ov_copying")
+    assert view.sets("color_by") == ["ov_copying"]
+    page.wait_for_timeout(50)
+    assert "OV copying" in page.locator(".mw-legend").inner_text()
+    view.screenshot(artifacts, "fast_explorer_circuits.png")

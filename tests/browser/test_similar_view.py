@@ -3,6 +3,7 @@ model filter, click and search."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from motif_widgets.widgets import SimilarHeads
@@ -14,7 +15,7 @@ def listed(page) -> list[tuple[str, float]]:
     out = []
     for i in range(rows.count()):
         row = rows.nth(i)
-        out.append((row.locator(".mw-neighbor-name b").inner_text(), float(row.locator(".mw-distance").inner_text())))
+        out.append((row.locator(".mw-neighbor-name b").inner_text(), float(row.locator(".mw-distance-value").inner_text())))
     return out
 
 
@@ -32,8 +33,15 @@ def test_neighbours_match_atlas_similar_heads(render, toy_view_atlas, artifacts)
         badges = row.locator(".mw-badge").all_inner_texts()
         strong = sorted(s for s in toy_view_atlas.head_scores().columns if r[s] >= 0.4)
         assert sorted(b.rsplit(" ", 1)[0] for b in badges) == sorted(
-            {"previous_token": "prev", "first_token": "BOS", "duplicate_token": "dup"}.get(s, s) for s in strong
+            s.replace("_", " ") for s in strong  # the card's names: "previous token", "first token", ...
         )
+    # each distance with its percentile among all head pairs
+    d = toy_view_atlas.distances
+    pairs = d[np.triu_indices(len(d), 1)]
+    first = page.locator(".mw-percentile").first.inner_text()
+    d0 = expected["distance"][0]
+    lo, hi = 100 * (pairs < d0 - 1e-6).mean(), 100 * (pairs <= d0 + 1e-6).mean()  # the empirical CDF around d0
+    assert first == "<0.1%" or lo - 0.1 <= float(first.rstrip("%")) <= hi + 0.1
     assert "induction" in page.locator(".mw-neighbor").first.inner_text()
     view.screenshot(artifacts, "fast_similar.png")
 

@@ -32,3 +32,17 @@ def gpt2_like_atlas():
     """A synthetic 'gpt2-small' (3 layers x 12 heads): its heads get the literature's known
     classes (e.g. L0H1 duplicate token, L2H2 previous token)."""
     return synthetic_atlas(n_models=1, n_layers=3, n_heads=12, n_prompts=5, n_tokens=16, model_names=["gpt2-small"])
+
+
+@pytest.fixture(scope="session")
+def toy_circuits_atlas(toy_model):
+    """The toy model's atlas (as toy_view_atlas) with circuits and effect estimates
+    (Atlas.add_circuits): every similar_by channel, head_stats columns, describe texts."""
+    from motif_widgets import Atlas
+    from motif_widgets.prompts import repeated_token_probes, token_prompt
+
+    rng = np.random.default_rng(0)
+    prompts = repeated_token_probes(8, 20) + [
+        token_prompt(rng.integers(1, 1000, size=n).tolist(), id=f"rand-{n}") for n in (17, 33, 48, 64)
+    ]
+    return Atlas.from_model(toy_model, prompts, progress=False).add_circuits(toy_model)

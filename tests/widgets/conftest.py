@@ -6,4 +6,4 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from atlas_fixtures import gpt2_like_atlas, multi_atlas, toy_view_atlas  # noqa: E402,F401
+from atlas_fixtures import gpt2_like_atlas, multi_atlas, toy_circuits_atlas, toy_view_atlas  # noqa: E402,F401

@@ -135,7 +135,7 @@ def test_widget_state_carries_arrays_as_buffers(multi_atlas):
     assert all(p[1] == "data" for p in paths)
     # the JSON part holds no arrays: it stays small however many points there are
     text = json.dumps(state)
-    assert len(text) < 60_000 < sum(b.nbytes for b in buffers)
+    assert len(text) < 90_000 < sum(b.nbytes for b in buffers)  # mostly the ES module (~55 KB)
     assert state["thumbnails"] == {"dtype": "float16", "shape": list(explorer.thumbnails.shape)}
     doc = embeddable_state(explorer)
     assert [b["path"] for b in doc["buffers"]] == paths

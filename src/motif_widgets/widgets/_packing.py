@@ -149,3 +149,81 @@ def cloud(atlas: Atlas, head_map_method: str = "isomap") -> dict:
         "pattern_axis_labels": pattern_labels,
         "head_axis_labels": head_labels,
     }
+
+
+#: Columns of atlas.data.head_stats that name a partner head (not numbers).
+PARTNER_COLUMNS = ("q_comp_partner", "k_comp_partner", "v_comp_partner")
+#: Plain-language accounts (Atlas.describe) are shipped for atlases of at most this many heads.
+MAX_DESCRIBED_HEADS = 1000
+#: Quantiles of all head-pair distances shipped per channel (percentiles in the panel).
+N_QUANTILES = 1001
+
+
+def head_stats(atlas: Atlas) -> dict:
+    """What the atlas knows about what heads do (Atlas.add_circuits): stat_names [S'] (numeric
+    head_stats columns), head_stats float32 [H, S'] (NaN where unknown) and comp_partners
+    int32 [H, 3] (head index of the strongest Q / K / V composition partner, -1 if none);
+    None / [] without circuits."""
+    stats = atlas.data.head_stats
+    if stats is None or not len(stats.columns):
+        return {"stat_names": [], "head_stats": None, "comp_partners": None}
+    stats = stats.reindex(atlas.head_ids)
+    numeric = [c for c in stats.columns if c not in PARTNER_COLUMNS and np.issubdtype(stats[c].dtype, np.number)]
+    index = {h: i for i, h in enumerate(atlas.head_ids)}
+    partners = np.full((len(atlas.head_ids), 3), -1, np.int32)
+    for j, col in enumerate(PARTNER_COLUMNS):
+        if col in stats.columns:
+            partners[:, j] = [index.get(p, -1) if isinstance(p, str) else -1 for p in stats[col]]
+    return {
+        "stat_names": numeric,
+        "head_stats": stats[numeric].to_numpy(np.float32) if numeric else None,
+        "comp_partners": partners if any(c in stats.columns for c in PARTNER_COLUMNS) else None,
+    }
+
+
+def descriptions(atlas: Atlas, limit: int = MAX_DESCRIBED_HEADS) -> dict:
+    """head_descriptions [H]: Atlas.describe of every head ([] for atlases above `limit` heads,
+    where describing every head up front would slow the widget down)."""
+    if len(atlas.head_ids) > limit:
+        return {"head_descriptions": []}
+    return {"head_descriptions": [atlas.describe(h) for h in atlas.head_ids]}
+
+
+def available_channels(atlas: Atlas) -> list[str]:
+    """Evidence channels of similar_heads(by=...) this atlas has: "pattern" and, with circuits,
+    "circuits", "effects" and "combined" (those whose columns it holds)."""
+    from ..evidence import CHANNELS
+
+    out = []
+    for by in CHANNELS:
+        try:
+            atlas.evidence_distances(by)
+        except ValueError:
+            continue
+        out.append(by)
+    return out
+
+
+def distance_quantiles(d: np.ndarray, n: int = N_QUANTILES) -> np.ndarray:
+    """float32 [n]: quantiles 0, 1/(n-1), ..., 1 of the distances of all distinct head pairs."""
+    upper = d[np.triu_indices(len(d), 1)]
+    upper = upper[np.isfinite(upper)]
+    if not upper.size:
+        return np.zeros(n, np.float32)
+    return np.quantile(upper, np.linspace(0.0, 1.0, n)).astype(np.float32)
+
+
+def channel_neighbors(atlas: Atlas, n_neighbors: int) -> dict:
+    """similar_channels [C] (available_channels, "pattern" first), channel_neighbor_index int32
+    [C - 1, H, k] / channel_neighbor_distance float32 [C - 1, H, k] for the channels beside
+    "pattern" (whose table is neighbor_index) or None, and distance_quantiles float32 [C, n]
+    (for percentiles among all head pairs)."""
+    channels = available_channels(atlas)
+    extra = [nearest_heads(atlas.evidence_distances(by), n_neighbors) for by in channels[1:]]
+    return {
+        "similar_channels": channels,
+        "channel_neighbor_index": np.stack([e[0] for e in extra]) if extra else None,
+        "channel_neighbor_distance": np.stack([e[1] for e in extra]) if extra else None,
+        "distance_quantiles": np.stack([distance_quantiles(atlas.evidence_distances(by)) for by in channels])
+        if len(atlas.head_ids) > 1 else None,
+    }

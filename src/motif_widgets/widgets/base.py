@@ -62,6 +62,11 @@ class AtlasWidget(anywidget.AnyWidget):
     known_class_colors = traitlets.Dict().tag(sync=True)
     clusters = NDArray("uint16", 1).tag(sync=True)
     cluster_names = traitlets.List(traitlets.Unicode()).tag(sync=True)  # [n] family name of cluster c + 1
+    # what the heads do (Atlas.add_circuits; empty / None without) and plain-language accounts
+    stat_names = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    head_stats = NDArray("float32", 2).tag(sync=True)  # [H, len(stat_names)], NaN = unknown
+    comp_partners = NDArray("int32", 2).tag(sync=True)  # [H, 3] q / k / v partner head, -1 = none
+    head_descriptions = traitlets.List(traitlets.Unicode()).tag(sync=True)  # [H] Atlas.describe, or []
     title = _option(Unicode(""))
 
     # the selection, shared by every view of this widget
@@ -89,6 +94,7 @@ class AtlasWidget(anywidget.AnyWidget):
             **_packing.head_scores(atlas),
             **_packing.known_classes(atlas),
             **_packing.clusters(atlas, self._n_clusters),
+            **_packing.head_stats(atlas),
             **self._payload(atlas),
         }
         if isinstance(selection, tuple) and not selection:

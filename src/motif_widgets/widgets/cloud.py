@@ -19,7 +19,9 @@ class CloudTraits(traitlets.HasTraits):
 
     cloud_mode: "patterns" (one point per (head, prompt), the first 3 PCs) or "heads" (one
     point per head, from the head map). color_by: "layer", "model", "cluster",
-    "known_class" or a head-type score name (per pattern in pattern mode). point_size: px
+    "known_class", a head-type score name (per pattern in pattern mode) or a numeric
+    head_stats column of an atlas with circuits (stat_names: "ov_copying", "effect", ...; per
+    head). point_size: px
     (0 = automatic).
     """
 
@@ -39,7 +41,7 @@ class CloudTraits(traitlets.HasTraits):
     @refuses_bad_values
     def _validate_color_by(self, proposal):
         value = proposal["value"]
-        allowed = list(CATEGORY_COLORS) + list(self._atlas.head_scores().columns)
+        allowed = list(CATEGORY_COLORS) + list(self._atlas.head_scores().columns) + list(self.stat_names)
         if value not in allowed:
             raise ValueError(f"color_by must be one of {allowed}, got {value!r}")
         return value

@@ -3,7 +3,10 @@ over one atlas, linked by one selection state."""
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
+
+import pandas as pd
+import traitlets
 
 from ..atlas import Atlas
 from . import _packing
@@ -53,10 +56,19 @@ class HeadExplorer(GridTraits, CloudTraits, SimilarTraits, AtlasWidget):
         n_clusters: clusters of the card and of color_by="cluster" (None = chosen by
             silhouette; each shown with its family name).
         pattern_encoding: "float16" (default) or "uint8" pattern thumbnails.
+        model: the model the atlas was built from (taken from `source` when that is a model or a
+            model name): the head card then offers "ablate", which runs
+            :func:`motif_widgets.circuits.ablate` on the selected heads in the kernel (see
+            :meth:`ablate`) and shows the exact loss change.
+        ablate_prompts: how many of the atlas's prompts the card's ablations run on.
         selected_head, selection: the initial selection.
         **options: view options: cloud_mode, color_by, point_size, top_k, neighbor_model,
-            badge_threshold, n_thumbnails, grid_rows, grid_prompts, focus_prompt, cell_size,
-            color_scale, scale_exponent, colormap, title.
+            similar_by, badge_threshold, n_thumbnails, grid_rows, grid_prompts, focus_prompt,
+            cell_size, color_scale, scale_exponent, colormap, title.
+
+    The head card shows the head's scores, family, known classes and, when the atlas has
+    circuits (Atlas.add_circuits), its OV copying, strongest K-composition partner and
+    ablation-effect estimates, with Atlas.describe's plain-language account.
 
     Example:
         >>> explorer = HeadExplorer(load_model("smollm2-135m"))   # doctest: +SKIP
@@ -64,6 +76,12 @@ class HeadExplorer(GridTraits, CloudTraits, SimilarTraits, AtlasWidget):
     """
 
     _esm = bundle_path("explorer")
+
+    #: True when a model is attached: the card's "ablate" button runs ablations in the kernel.
+    can_ablate = traitlets.Bool(False).tag(sync=True)
+    #: The last ablation: {"status": "running" | "done" | "error", "heads": {id: delta_loss},
+    #: "clean_loss", "method", "prompts": [ids], "error": text}; {} before any.
+    ablation = traitlets.Dict().tag(sync=True)
 
     def __init__(
         self,
@@ -76,6 +94,8 @@ class HeadExplorer(GridTraits, CloudTraits, SimilarTraits, AtlasWidget):
         head_map: str = "isomap",
         n_neighbors: int = _packing.DEFAULT_N_NEIGHBORS,
         pattern_encoding: str = "float16",
+        model=None,
+        ablate_prompts: int = 8,
         **kwargs,
     ):
         if head_map not in _packing.HEAD_MAP_METHODS:
@@ -84,20 +104,88 @@ class HeadExplorer(GridTraits, CloudTraits, SimilarTraits, AtlasWidget):
         self._pattern_encoding = check_pattern_encoding(pattern_encoding)
         self._head_map = head_map
         self._n_neighbors_arg = n_neighbors
+        if isinstance(source, str):
+            from ..models import load_model
+
+            source = load_model(source)
+        if model is None and not isinstance(source, Atlas) and callable(getattr(source, "forward", None)):
+            model = source
+        if model is not None and not callable(getattr(model, "forward", None)):
+            raise ValueError(f"model must be a model (TransformerLens / Hugging Face), got {type(model).__name__}")
+        if isinstance(ablate_prompts, bool) or not isinstance(ablate_prompts, int) or ablate_prompts < 1:
+            raise ValueError(f"ablate_prompts must be a positive integer, got {ablate_prompts!r}")
+        self._model = model
+        self._ablate_prompts = ablate_prompts
         atlas = atlas_of(source, prompts, atlas_options, progress)
         rows = grid_rows_options(atlas, heads) if heads is not None else {}
         kwargs.setdefault("title", _title(atlas))
         super().__init__(atlas, **{**rows, **kwargs})
+        self.on_msg(self._on_message)
 
     def _payload(self, atlas: Atlas) -> dict:
         return {
             **_packing.thumbnails(atlas, self._pattern_encoding),
             **_packing.cloud(atlas, self._head_map),
             **self._similar_payload(atlas, self._n_neighbors_arg),
+            **_packing.descriptions(atlas),
+            "can_ablate": self._model is not None,
         }
+
+    # ------------------------------------------------------------------ ablations
+    def ablation_prompts(self) -> list:
+        """The atlas prompts the card's ablations run on: up to ablate_prompts of them, spread
+        evenly over the atlas's prompts (texts and probes alike)."""
+        prompts = list(self._atlas.prompts)
+        n = min(self._ablate_prompts, len(prompts))
+        step = len(prompts) / n
+        return [prompts[int(i * step)] for i in range(n)]
+
+    def ablate(self, heads=None, method: str = "mean") -> pd.DataFrame:
+        """Exact loss change when each of `heads` (default: the selected heads) is ablated on
+        its own (:func:`motif_widgets.circuits.ablate` over :meth:`ablation_prompts`); the result
+        also goes to the ``ablation`` trait, which the head card shows. Needs a model
+        (``HeadExplorer(atlas, model=model)``)."""
+        if self._model is None:
+            raise ValueError("ablate needs the model: HeadExplorer(atlas, model=model)")
+        from .. import circuits
+
+        ids = self._validate_selection({"value": self.selected_heads if heads is None else heads})
+        if not ids:
+            raise ValueError("no heads to ablate: select heads or pass heads=")
+        prompts = self.ablation_prompts()
+        self.ablation = {"status": "running", "heads": {}, "method": method, "prompts": [p.id for p in prompts]}
+        try:
+            local = [h.rsplit(":", 1)[-1] for h in ids] if len(self._atlas.model_names) == 1 else ids
+            table = circuits.ablate(self._model, prompts, local, method=method)
+        except Exception as err:
+            self.ablation = {"status": "error", "error": f"{type(err).__name__}: {err}", "heads": {}, "method": method}
+            raise
+        deltas = {h: _finite(v) for h, v in zip(ids, table["delta_loss"].to_numpy())}  # rows follow `heads`
+        self.ablation = {
+            "status": "done", "heads": deltas, "method": method, "prompts": [p.id for p in prompts],
+            "clean_loss": _finite(table.attrs.get("clean_loss")),
+        }
+        return table
+
+    def _on_message(self, widget, content, buffers):
+        if not isinstance(content, dict) or content.get("type") != "ablate":
+            return
+        try:
+            self.ablate(content.get("heads") or None)
+        except Exception:  # the error is in self.ablation for the card to show
+            pass
 
     def _head_map_name(self) -> str | None:
         return self._head_map if len(self._atlas.head_ids) >= 5 else None
+
+
+def _finite(x) -> float | None:
+    """A float for JSON (None for NaN / missing)."""
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
+    return x if x == x and abs(x) != float("inf") else None
 
 
 def _title(atlas: Atlas) -> str:

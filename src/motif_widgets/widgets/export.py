@@ -70,8 +70,8 @@ def _round_floats(node, digits: int = FLOAT_DIGITS):
     """JSON-ready data with every float rounded to `digits` significant digits."""
     if isinstance(node, float):
         return float(f"{node:.{digits}g}")
-    if isinstance(node, dict):
-        return {k: _round_floats(v, digits) for k, v in node.items()}
+    if isinstance(node, dict):  # the quantization parameters ("packed") stay exact
+        return {k: v if k == "packed" else _round_floats(v, digits) for k, v in node.items()}
     if isinstance(node, (list, tuple)):
         return [_round_floats(v, digits) for v in node]
     return node

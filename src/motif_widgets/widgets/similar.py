@@ -16,7 +16,11 @@ class SimilarTraits(ThumbnailTraits):
 
     top_k: neighbours listed (<= n_neighbors, the number shipped). neighbor_model: "" for
     any model, else only that model's heads. badge_threshold: a head-type score at or above it
-    gets a badge. n_thumbnails: pattern thumbnails per neighbour.
+    gets a badge. n_thumbnails: pattern thumbnails per neighbour. similar_by: the evidence
+    behind the distances, one of ``similar_channels`` ("pattern"; with circuits also
+    "circuits", "effects", "combined"; see Atlas.similar_heads); the panel switches between
+    the shipped neighbour tables without the kernel, and shows each distance with its
+    percentile among all head pairs of that channel.
     """
 
     neighbor_index = NDArray("int32", 2).tag(sync=True)  # [H, k]
@@ -24,11 +28,29 @@ class SimilarTraits(ThumbnailTraits):
     model_neighbor_index = NDArray("int32", 3).tag(sync=True)  # [M, H, k] or None
     model_neighbor_distance = NDArray("float32", 3).tag(sync=True)
     n_neighbors = traitlets.Int(_packing.DEFAULT_N_NEIGHBORS).tag(sync=True)
+    # evidence channels (see _packing.channel_neighbors): "pattern" uses neighbor_index
+    similar_channels = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    channel_neighbor_index = NDArray("int32", 3).tag(sync=True)  # [C - 1, H, k] or None
+    channel_neighbor_distance = NDArray("float32", 3).tag(sync=True)
+    distance_quantiles = NDArray("float32", 2).tag(sync=True)  # [C, 1001] of all head pairs
 
     top_k = _option(Int(10, min=1))  # at most n_neighbors: checked against the shipped table
     neighbor_model = _option(Unicode(""))
     badge_threshold = _option(Float(0.4, min=0.0, max=1.0))  # head-type scores lie in [0, 1]
     n_thumbnails = _option(Int(3, min=0, max=16))
+    similar_by = _option(Unicode("pattern"))
+
+    @traitlets.validate("similar_by")
+    @refuses_bad_values
+    def _validate_similar_by(self, proposal):
+        value = proposal["value"] or "pattern"
+        channels = self.similar_channels or ["pattern"]
+        if value not in channels:
+            raise ValueError(
+                f"similar_by must be one of {channels} (the evidence this atlas has; add circuits with "
+                f"atlas.add_circuits(model)), got {value!r}"
+            )
+        return value
 
     @traitlets.validate("top_k")
     @refuses_bad_values
@@ -53,15 +75,18 @@ class SimilarTraits(ThumbnailTraits):
         shipped = max(1, min(n_neighbors, len(atlas.head_ids) - 1))
         self._shipped_neighbors = shipped
         # top_k here is the default; a top_k option given by the caller overrides it
-        return {**_packing.neighbors(atlas, shipped), "n_neighbors": shipped, "top_k": min(10, shipped)}
+        return {
+            **_packing.neighbors(atlas, shipped), **_packing.channel_neighbors(atlas, shipped),
+            "n_neighbors": shipped, "top_k": min(10, shipped),
+        }
 
     def similar_heads(self, head=None, k: int | None = None):
         """Atlas.similar_heads of `head` (default: the selected head), top_k rows by default,
-        restricted to neighbor_model when one is chosen."""
+        restricted to neighbor_model when one is chosen, by the similar_by evidence."""
         head = self.selected_head if head is None else head
         if head is None:
             raise ValueError("no head selected: pass head= or set selected_head")
-        return self._atlas.similar_heads(head, k=k or self.top_k, models=self.neighbor_model or None)
+        return self._atlas.similar_heads(head, k=k or self.top_k, models=self.neighbor_model or None, by=self.similar_by)
 
 
 class SimilarHeads(SimilarTraits, AtlasWidget):
@@ -75,7 +100,7 @@ class SimilarHeads(SimilarTraits, AtlasWidget):
         n_neighbors: neighbours shipped per head (the panel lists up to this many).
         pattern_encoding: "float16" (default) or "uint8" thumbnails.
         selected_head, selection: the initial selection.
-        **options: top_k, neighbor_model, badge_threshold, n_thumbnails, color_scale,
+        **options: top_k, neighbor_model, badge_threshold, n_thumbnails, similar_by, color_scale,
             scale_exponent, colormap, title.
     """
 
