@@ -209,7 +209,12 @@ export function renderCloud(store, el, { height = 460 } = {}) {
   const root = h("div", { class: "mw-cloud-view" });
   const controls = h("div", { class: "mw-row mw-controls" });
   const stage = h("div", { class: "mw-cloud-stage", style: height ? { height: `${height}px` } : {} });
-  const canvas = h("canvas", { class: "mw-cloud-canvas" });
+  const canvas = h("canvas", {
+    class: "mw-cloud-canvas",
+    tabindex: 0,
+    role: "application",
+    "aria-label": "pattern cloud: arrow keys move between heads (left / right: next head, up / down: next layer), Enter selects, shift+Enter adds",
+  });
   const overlay = h("canvas", { class: "mw-cloud-overlay" });
   const legendHost = h("div", { class: "mw-legend-host" });
   stage.append(canvas, overlay);
@@ -339,7 +344,18 @@ export function renderCloud(store, el, { height = 460 } = {}) {
     renderer.dim = focus >= 0 || selection.length ? 0.4 : 0;
   }
 
+  /** The theme's background (JupyterLab dark included) as the cloud's clear colour. */
+  function followTheme() {
+    const m = /rgba?\(([\d.]+),\s*([\d.]+),\s*([\d.]+)(?:,\s*([\d.]+))?/.exec(getComputedStyle(stage).backgroundColor || "");
+    const rgb = m && (m[4] === undefined || +m[4] > 0) ? [+m[1] / 255, +m[2] / 255, +m[3] / 255] : [1, 1, 1];
+    if (rgb.some((v, k) => v !== renderer.background[k])) {
+      renderer.background = rgb;
+      renderer.invalidate();
+    }
+  }
+
   function refresh() {
+    followTheme();
     updateData();
     updateHighlights();
     drawControls();
@@ -459,6 +475,61 @@ export function renderCloud(store, el, { height = 460 } = {}) {
     },
     { passive: false },
   );
+
+  // Keyboard: a cursor head (shown as the hover ring with its tooltip) moves with the arrow
+  // keys, Enter selects it (shift+Enter adds it to / removes it from the selection).
+  let cursor = -1;
+  function moveCursor(step) {
+    const t = store.heads();
+    const n = t.count;
+    if (!n) return;
+    const base = cursor >= 0 ? cursor : store.selectedIndex();
+    let next = base < 0 ? 0 : base;
+    if (base >= 0 && step) {
+      if (Math.abs(step) === 1) next = (base + step + n) % n;
+      else {
+        // the same head number in the next / previous layer of the same model
+        const want = t.layer[base] + Math.sign(step);
+        for (let j = 0; j < n; j++) {
+          if (t.model[j] === t.model[base] && t.layer[j] === want && t.number[j] === t.number[base]) {
+            next = j;
+            break;
+          }
+        }
+      }
+    }
+    cursor = next;
+    const at = canvas.mwCloud.pointOfHead(cursor);
+    const firstPoint = cursor * points.perHead;
+    hover = at ? renderer.pick(at[0], at[1]) : firstPoint;
+    drawOverlay();
+    const lines = [h("div", { class: "mw-tip-title" }, store.longLabel(cursor)), h("div", {}, headScoreLine(store, cursor)), "Enter: select"];
+    const { width, height: hgt } = renderer.cssSize();
+    tip.show(at ? at[0] : width / 2, at ? at[1] : hgt / 2, lines);
+  }
+  canvas.addEventListener("keydown", (event) => {
+    const steps = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: 2, ArrowUp: -2 };
+    if (event.key in steps) {
+      event.preventDefault();
+      moveCursor(steps[event.key]);
+    } else if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      if (cursor < 0) moveCursor(0);
+      store.select(cursor, { toggle: event.shiftKey });
+    } else if (event.key === "Escape") {
+      cursor = -1;
+      hover = -1;
+      tip.hide();
+      drawOverlay();
+    }
+  });
+  canvas.addEventListener("blur", () => {
+    if (cursor < 0) return;
+    cursor = -1;
+    hover = -1;
+    tip.hide();
+    drawOverlay();
+  });
 
   const resize = new ResizeObserver(() => requestRender());
   resize.observe(stage);

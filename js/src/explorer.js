@@ -8,6 +8,8 @@ import { renderGrid } from "./grid.js";
 import { renderSimilar } from "./similar.js";
 import { h } from "./dom.js";
 
+export const NARROW_PX = 760;
+
 export function renderExplorer(store, el) {
   const title = store.get("title") || "";
   const cloudHost = h("section", { class: "mw-panel mw-explorer-cloud", "aria-label": "pattern cloud" });
@@ -22,9 +24,17 @@ export function renderExplorer(store, el) {
     gridHost,
   );
   el.appendChild(root);
+  // Layout follows the widget's own width (a notebook cell, a side panel), not the window's:
+  // below NARROW_PX the cloud and the side column stack.
+  const resize = new ResizeObserver((entries) => {
+    const width = entries[entries.length - 1].contentRect.width;
+    if (width > 0) root.classList.toggle("mw-narrow", width < NARROW_PX);
+  });
+  resize.observe(root);
   const views = [renderCloud(store, cloudHost, { height: null }), renderCard(store, cardHost), renderSimilar(store, similarHost), renderGrid(store, gridHost)];
   return {
     destroy() {
+      resize.disconnect();
       views.forEach((v) => v.destroy());
       root.remove();
     },

@@ -128,12 +128,20 @@ export function renderGrid(store, el, { showLarge = true } = {}) {
       children.push(label);
       for (const t of cols) {
         const canvas = patternCanvas(store, head, t, size, colors, "mw-heatmap", canvasPool[cellEls.length]);
+        canvas.tabIndex = 0;
+        canvas.setAttribute("aria-label", `${store.longLabel(head)} on ${prompts[t]}: Enter selects, arrow keys move`);
         canvasPool[cellEls.length] = canvas;
         cellEls.push(canvas);
         children.push(canvas);
       }
     }
+    const focused = cellEls.length && document.activeElement instanceof HTMLCanvasElement && table.contains(document.activeElement)
+      ? [+document.activeElement.dataset.head, +document.activeElement.dataset.thumb] : null;
     table.replaceChildren(...children);
+    if (focused) {
+      const again = cellEls.find((c) => +c.dataset.head === focused[0] && +c.dataset.thumb === focused[1]) || cellEls[0];
+      if (again) again.focus({ preventScroll: true });
+    }
     note.textContent = rows.length > MAX_ROWS ? `showing ${MAX_ROWS} of ${rows.length} heads` : "";
     markSelection();
   }
@@ -203,6 +211,27 @@ export function renderGrid(store, el, { showLarge = true } = {}) {
     const prompt = store.thumbnailPrompts()[hit.t];
     if (store.get("focus_prompt") !== prompt) store.set({ focus_prompt: prompt });
     store.select(hit.head, { toggle: event.shiftKey });
+  });
+
+  // Keyboard: arrow keys move between heatmaps (left / right: prompts, up / down: heads),
+  // Enter or space selects the head and enlarges the pattern (as a click does; shift adds).
+  table.addEventListener("keydown", (event) => {
+    const c = event.target;
+    if (!(c instanceof HTMLCanvasElement) || c.dataset.head === undefined) return;
+    const i = cellEls.indexOf(c);
+    const width = gridColumns(store).length || 1;
+    const moves = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: width, ArrowUp: -width };
+    if (event.key in moves) {
+      event.preventDefault();
+      const next = cellEls[i + moves[event.key]];
+      if (next) next.focus();
+    } else if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      const head = +c.dataset.head;
+      const prompt = store.thumbnailPrompts()[+c.dataset.thumb];
+      if (store.get("focus_prompt") !== prompt) store.set({ focus_prompt: prompt });
+      store.select(head, { toggle: event.shiftKey });
+    }
   });
 
   const schedule = coalesce(refresh);

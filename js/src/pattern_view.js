@@ -58,11 +58,12 @@ export function renderPatternView(store, el, { maxSide = 420 } = {}) {
     // Labels: every token when cells are tall enough for the font, else every step-th.
     const step = Math.max(1, Math.ceil(10 / cell));
     ctx.font = `${Math.min(11, Math.max(8, cell - 1))}px ui-monospace, SFMono-Regular, Menlo, monospace`;
-    ctx.fillStyle = "#333";
+    const fg = getComputedStyle(root).color || "#333"; // the theme's text colour (dark themes too)
+    ctx.fillStyle = fg;
     ctx.textBaseline = "middle";
     ctx.textAlign = "right";
     for (let q = 0; q < m; q += step) {
-      ctx.fillStyle = hover && hover[0] === q ? "#c2185b" : "#333";
+      ctx.fillStyle = hover && hover[0] === q ? "#c2185b" : fg;
       ctx.fillText(shortToken(tokens[q]), LEFT - 4, TOP + (q + 0.5) * cell);
     }
     ctx.textAlign = "left";
@@ -70,7 +71,7 @@ export function renderPatternView(store, el, { maxSide = 420 } = {}) {
       ctx.save();
       ctx.translate(LEFT + (k + 0.5) * cell, TOP - 4);
       ctx.rotate(-Math.PI / 2);
-      ctx.fillStyle = hover && hover[1] === k ? "#c2185b" : "#333";
+      ctx.fillStyle = hover && hover[1] === k ? "#c2185b" : fg;
       ctx.fillText(shortToken(tokens[k]), 0, 0);
       ctx.restore();
     }

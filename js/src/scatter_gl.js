@@ -120,7 +120,8 @@ export class PointCloudRenderer {
     this.scale = 1;
     this.camera = { ...DEFAULT_CAMERA };
     this._pointSize = 4;
-    this.dim = 0; // 0..1: how far the base layer is washed towards white
+    this.dim = 0; // 0..1: how far the base layer is washed towards the background
+    this.background = [1, 1, 1]; // RGB 0..1: the page's (theme's) background
     this.highlights = []; // [{indices: Uint32Array, ring: [r, g, b], grow}]
     this._projected = null;
     this._frame = 0;
@@ -307,7 +308,7 @@ export class PointCloudRenderer {
     const gl = this.gl;
     const dpr = window.devicePixelRatio || 1;
     gl.viewport(0, 0, this.canvas.width, this.canvas.height);
-    gl.clearColor(1, 1, 1, 1);
+    gl.clearColor(...this.background, 1);
     gl.clear(gl.COLOR_BUFFER_BIT | gl.DEPTH_BUFFER_BIT);
     gl.uniform4f(this.loc.override, 0, 0, 0, 0);
     gl.disable(gl.DEPTH_TEST);
@@ -350,7 +351,7 @@ export class PointCloudRenderer {
       // Clear the canvas first: browsers clear a presented drawing buffer lazily, at the next
       // draw or clear, which would otherwise wipe the copied base layer.
       gl.bindFramebuffer(gl.FRAMEBUFFER, null);
-      gl.clearColor(1, 1, 1, 1);
+      gl.clearColor(...this.background, 1);
       gl.clear(gl.COLOR_BUFFER_BIT | gl.DEPTH_BUFFER_BIT);
       gl.bindFramebuffer(gl.READ_FRAMEBUFFER, base.fbo);
       gl.bindFramebuffer(gl.DRAW_FRAMEBUFFER, null);
@@ -365,7 +366,7 @@ export class PointCloudRenderer {
       gl.enable(gl.BLEND);
       gl.blendFunc(gl.SRC_ALPHA, gl.ONE_MINUS_SRC_ALPHA);
       gl.uniformMatrix4fv(this.loc.matrix, false, new Float32Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]));
-      gl.uniform4f(this.loc.override, 1, 1, 1, this.dim);
+      gl.uniform4f(this.loc.override, ...this.background, this.dim);
       gl.bindVertexArray(this.screen.vao);
       gl.drawArrays(gl.TRIANGLES, 0, 3);
       gl.disable(gl.BLEND);

@@ -115,6 +115,7 @@ export function renderSimilar(store, el, { search = true } = {}) {
       store.multiModel ? "" : h("span", { class: "mw-small" }, ` (${store.modelName(focus)})`),
       by !== "pattern" ? h("span", { class: "mw-small" }, ` by ${CHANNEL_LABEL[by] || by}`) : "",
     );
+    const hadFocus = list.contains(document.activeElement);
     if (focus !== shownFocus) {
       // a new head starts at its nearest neighbour: a fresh list is unscrolled (setting
       // scrollTop would force a layout of the whole page in the middle of the update)
@@ -130,8 +131,9 @@ export function renderSimilar(store, el, { search = true } = {}) {
           {
             class: `mw-neighbor${selection.has(n.head) ? " mw-in-selection" : ""}`,
             role: "listitem",
-            dataset: { head: String(n.head) },
-            title: `${store.headId(n.head)}: click to select, shift-click to add to the selection`,
+            tabindex: 0,
+            dataset: { head: String(n.head), rank: String(rank) },
+            title: `${store.headId(n.head)}: click (or Enter) to select, shift-click to add to the selection; arrow keys move`,
             onclick: (e) => store.select(n.head, { toggle: e.shiftKey }),
           },
           h("span", { class: "mw-rank" }, String(rank + 1)),
@@ -142,6 +144,23 @@ export function renderSimilar(store, el, { search = true } = {}) {
         ),
       ),
     );
+    // keyboard users keep their place: focus goes to the new list's first neighbour
+    if (hadFocus && list.firstElementChild) list.firstElementChild.focus({ preventScroll: true });
+    list.onkeydown = onListKey;
+  }
+
+  /** Arrow keys move between neighbours; Enter / space selects (shift adds to the selection). */
+  function onListKey(event) {
+    const row = event.target.closest && event.target.closest(".mw-neighbor");
+    if (!row) return;
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      event.preventDefault();
+      const next = event.key === "ArrowDown" ? row.nextElementSibling : row.previousElementSibling;
+      if (next) next.focus();
+    } else if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      store.select(+row.dataset.head, { toggle: event.shiftKey });
+    }
   }
 
   const schedule = coalesce(refresh);
