@@ -31,7 +31,7 @@ export function renderExplorer(store, el) {
     if (width > 0) root.classList.toggle("mw-narrow", width < NARROW_PX);
   });
   resize.observe(root);
-  const views = [renderCloud(store, cloudHost, { height: null }), renderCard(store, cardHost), renderSimilar(store, similarHost), renderGrid(store, gridHost)];
+  const views = [renderCloud(store, cloudHost, { height: null }), renderCard(store, cardHost), renderSimilar(store, similarHost, { scaleNote: false }), renderGrid(store, gridHost)];
   return {
     destroy() {
       resize.disconnect();

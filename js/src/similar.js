@@ -2,6 +2,7 @@
 // a few pattern thumbnails, head-type badges and known classes. Clicking a neighbour selects it.
 // Neighbours come from the binary neighbour table, so the panel updates without the kernel.
 
+import { scaleLegend } from "./colors.js";
 import { colorSettings, patternCanvas } from "./heatmap.js";
 import { CHANNEL_LABEL, coalesce, formatNumber, formatPercentile, scoreLabel } from "./store.js";
 import { h, selectBox } from "./dom.js";
@@ -45,6 +46,13 @@ function distanceCell(distance, percentile, maxDistance, by) {
   );
 }
 
+/** What the thumbnails' colour means (the grid's colour bar says it in the explorer). */
+function scaleNoteElement(store) {
+  const kind = store.get("color_scale") || "relative";
+  const [, , meaning] = scaleLegend(kind, store.get("scale_exponent") ?? 0.5);
+  return h("span", { class: "mw-small mw-scale-note", title: meaning }, `thumbnails: ${kind === "relative" ? "relative scale (per pattern)" : `${kind} scale`}`);
+}
+
 /** Search box: type a head ("L5H1", "model:L5H1") and press Enter to select it. */
 export function headSearch(store) {
   const input = h("input", { class: "mw-input", type: "search", placeholder: "go to head: L5H1", "aria-label": "go to head", spellcheck: false });
@@ -63,7 +71,7 @@ function byOf(store) {
   return store.channels().includes(by) ? by : "pattern";
 }
 
-export function renderSimilar(store, el, { search = true } = {}) {
+export function renderSimilar(store, el, { search = true, scaleNote = true } = {}) {
   const root = h("div", { class: "mw-similar-view" });
   const head = h("div", { class: "mw-row mw-controls" });
   const title = h("div", { class: "mw-similar-title" });
@@ -90,6 +98,7 @@ export function renderSimilar(store, el, { search = true } = {}) {
               (v) => store.set({ similar_by: v }), { "aria-label": "similar by", title: "the evidence behind the distances" }))
         : "",
       search ? headSearch(store) : "",
+      scaleNote ? scaleNoteElement(store) : "",
     );
   }
 

@@ -98,3 +98,11 @@ def test_search_box_selects_a_head(render, multi_atlas):
     box.press("Enter")
     assert view.sets("selected_head") == ["model1:L2H0"]  # unknown: nothing selected
     assert "mw-invalid" in box.get_attribute("class")
+
+
+def test_panel_says_what_the_thumbnail_colours_mean(render, toy_view_atlas):
+    view = render(SimilarHeads(toy_view_atlas, selected_head="L1H0"), "similar")
+    note = view.page.locator(".mw-scale-note")
+    assert "relative" in note.inner_text() and "first token" in note.get_attribute("title")
+    view.update("color_scale", "log")
+    assert view.page.locator(".mw-scale-note").inner_text() == "thumbnails: log scale"
