@@ -58,3 +58,11 @@ def test_ablate_runs_in_the_kernel(toy_circuits_atlas, toy_model):
     assert result["heads"] == pytest.approx({"toy-induction:L1H0": want.iloc[0], "toy-induction:L0H1": want.iloc[1]}, rel=1e-5)
     with pytest.raises(ValueError, match="model="):
         HeadExplorer(toy_circuits_atlas).ablate()
+
+
+def test_export_has_no_ablate_button(toy_circuits_atlas, toy_model):
+    from motif_widgets.widgets.export import pack_state, unpack_state
+
+    e = HeadExplorer(toy_circuits_atlas, model=toy_model)
+    doc, _ = unpack_state(pack_state(e))
+    assert e.can_ablate and doc["state"]["can_ablate"] is False  # no kernel in the offline page

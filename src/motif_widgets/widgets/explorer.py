@@ -41,8 +41,11 @@ class HeadExplorer(GridTraits, CloudTraits, SimilarTraits, AtlasWidget):
 
     All four share one selection state, both ways: a click in any view sets
     ``explorer.selected_head`` and ``explorer.selection`` in Python, and assigning them in
-    Python updates every view. The views live in one widget (one ES module, one copy of the
-    data), so they stay linked in the offline HTML export too.
+    Python updates every view. One rule for clicks and Python alike: a new ``selected_head``
+    outside the selection replaces the selection; one already in it only moves the focus
+    (shift-click, the lasso and ``select([...])`` build multi-selections). The views live in
+    one widget (one ES module, one copy of the data), so they stay linked in the offline HTML
+    export too.
 
     Args:
         source: an Atlas; or a model (TransformerLens / Hugging Face, see Atlas.from_model) or

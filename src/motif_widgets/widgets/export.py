@@ -120,6 +120,8 @@ def pack_state(widget) -> bytes:
     state = {k: v for k, v in widget.get_state().items() if k not in _DROP}
     if not state.get("_esm"):
         raise ValueError(f"{type(widget).__name__} has no ES module to export")
+    if state.get("can_ablate"):
+        state["can_ablate"] = False  # no kernel in the page: no ablate button
     for name, value in list(state.items()):
         if not (isinstance(value, dict) and {"dtype", "shape", "data"} <= set(value)):
             continue
