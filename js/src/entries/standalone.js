@@ -3,18 +3,25 @@
 // DecompressionStream, builds an anywidget-style model from it, imports the widget's own ES
 // module from that state and renders it. Gestures change the in-page model only.
 
-/** The anywidget model interface (get / set / on / off / save_changes / send) over plain state. */
+/**
+ * The anywidget model interface (get / set / on / off / save_changes / send) over plain state.
+ * With no kernel, it also applies the kernel's selection rule (widgets/base.py): a new
+ * selected_head outside the selection replaces the selection.
+ */
 export function createModel(state) {
   const values = { ...state };
   const handlers = new Map();
   const emit = (event) => (handlers.get(event) || []).slice().forEach((cb) => cb());
-  return {
+  const model = {
     get: (key) => values[key],
     set(key, value) {
       if (values[key] === value) return;
       values[key] = value;
       emit(`change:${key}`);
       emit("change");
+      if (key === "selected_head" && value != null && Array.isArray(values.selection) && !values.selection.includes(value)) {
+        model.set("selection", [value]);
+      }
     },
     on(event, cb) {
       for (const name of event.split(" ")) handlers.set(name, [...(handlers.get(name) || []), cb]);
@@ -28,6 +35,7 @@ export function createModel(state) {
     save_changes() {},
     send() {},
   };
+  return model;
 }
 
 export function decodeBase64(text) {
