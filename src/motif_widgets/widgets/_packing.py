@@ -9,6 +9,7 @@ for the binary traits, small lists / dicts for the JSON ones. Heads keep the atl
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from ..atlas import Atlas
 from ..detect import known_class_groups
@@ -168,7 +169,10 @@ def head_stats(atlas: Atlas) -> dict:
     if stats is None or not len(stats.columns):
         return {"stat_names": [], "head_stats": None, "comp_partners": None}
     stats = stats.reindex(atlas.head_ids)
-    numeric = [c for c in stats.columns if c not in PARTNER_COLUMNS and np.issubdtype(stats[c].dtype, np.number)]
+    numeric = [
+        c for c in stats.columns
+        if c not in PARTNER_COLUMNS and pd.api.types.is_numeric_dtype(stats[c]) and not pd.api.types.is_bool_dtype(stats[c])
+    ]
     index = {h: i for i, h in enumerate(atlas.head_ids)}
     partners = np.full((len(atlas.head_ids), 3), -1, np.int32)
     for j, col in enumerate(PARTNER_COLUMNS):
