@@ -136,7 +136,9 @@ def available_feature_sets() -> dict[str, str]:
 
 register_feature_set(
     # revision 2: offset features became shares of the non-sink attention (and embedding weights)
-    FeatureSet("motifs", "our bounded, NaN-free, length-robust motif features (default)", revision="2").add_block(
+    # revision 3: rows weighted 1 / i, far = the older half of the context, log_distance relative
+    # to log(1 + i), row similarities weighted (benchmarks/length_robustness.py)
+    FeatureSet("motifs", "our bounded, NaN-free, length-robust motif features (default)", revision="3").add_block(
         tuple(MOTIF_FEATURE_DOCS), motif_features, MOTIF_FEATURE_DOCS, MOTIF_FEATURE_WEIGHTS
     )
 )
