@@ -91,7 +91,7 @@ class Atlas:
                 f"feature set {self.config.feature_set!r} was not collected (this atlas has {sorted(data.features)}); "
                 f"build the atlas with extra_feature_sets=[{self.config.feature_set!r}] to switch to it"
             )
-        self._maps: dict = {}
+        self._cache: dict = {}  # derived tables: scores, maps, clusters, families (keyed by their settings)
         self._distances: dict[str, np.ndarray] = {}  # metric -> [H, H], over the one embedding
         self._channels: dict[str, np.ndarray] = {}  # evidence channel -> [H, H] (see evidence.py)
 
@@ -405,6 +405,9 @@ class Atlas:
         Scores without any eligible row (e.g. induction with no repeated tokens, or no
         token ids) are left out of the table rather than reported as NaN.
         """
+        key = ("head_scores", prompts if isinstance(prompts, str) else tuple(prompts))
+        if key in self._cache:
+            return self._cache[key].copy()
         if prompts == "auto":
             has_probes = any(p.is_probe for p in self.prompts)
             masks = {s: self._prompt_mask("probes" if s in TOKEN_SCORES and has_probes else "all") for s in SCORE_NAMES}
@@ -418,7 +421,8 @@ class Atlas:
             rows = self.data.score_rows[:, masks[s], k].sum(1)
             if (rows > 0).all():
                 out[s] = self.data.score_sums[:, masks[s], k].sum(1) / rows
-        return pd.DataFrame(out, index=pd.Index(self.head_ids, name="head"))
+        self._cache[key] = pd.DataFrame(out, index=pd.Index(self.head_ids, name="head"))
+        return self._cache[key].copy()
 
     def prompt_scores(self, score: str) -> pd.DataFrame:
         """[H, P] one score per (head, prompt); NaN where the prompt has no eligible row."""
@@ -495,9 +499,9 @@ class Atlas:
     def head_map(self, method: str = "isomap", dim: int = 3, n_neighbors: int = 16) -> pd.DataFrame:
         """[H, dim] map of heads from the distances (cached per settings)."""
         key = (method, dim, n_neighbors, self.config.seed)
-        if key not in self._maps:
-            self._maps[key] = head_map(self.distances, method, dim, n_neighbors, self.config.seed)
-        return pd.DataFrame(self._maps[key], index=self.head_ids, columns=[f"{method}.{i}" for i in range(dim)])
+        if key not in self._cache:
+            self._cache[key] = head_map(self.distances, method, dim, n_neighbors, self.config.seed)
+        return pd.DataFrame(self._cache[key], index=self.head_ids, columns=[f"{method}.{i}" for i in range(dim)])
 
     def clusters(self, n_clusters: int | None = None, method: str = "ward") -> pd.Series:
         """Hierarchical cluster label of each head (1..n_clusters).
@@ -509,20 +513,23 @@ class Atlas:
                 heads, as "average" did on SmolLM2 with 189 of 270).
         """
         key = ("clusters", n_clusters, method)
-        if key not in self._maps:
+        if key not in self._cache:
             n = len(self.head_ids)
             if n_clusters is None:
                 n_clusters = choose_n_clusters(self.distances, method)[0] if n > 2 else n
             n_clusters = min(check_int("n_clusters", n_clusters, minimum=1), n)
-            self._maps[key] = cluster_heads(self.distances, n_clusters, method)
-        return pd.Series(self._maps[key], index=self.head_ids, name="cluster")
+            self._cache[key] = cluster_heads(self.distances, n_clusters, method)
+        return pd.Series(self._cache[key], index=self.head_ids, name="cluster")
 
     def families(self, n_clusters: int | None = None, method: str = "ward") -> pd.Series:
         """The name of each head's cluster ("sink", "previous-token + recent", "diffuse", ...),
         from its heads' mean head-type scores (projection.name_families)."""
-        clusters = self.clusters(n_clusters, method)
-        names = name_families(clusters.to_numpy(), self.head_scores())
-        return pd.Series([names[c] for c in clusters], index=self.head_ids, name="family")
+        key = ("families", n_clusters, method)
+        if key not in self._cache:
+            clusters = self.clusters(n_clusters, method)
+            names = name_families(clusters.to_numpy(), self.head_scores())
+            self._cache[key] = pd.Series([names[c] for c in clusters], index=self.head_ids, name="family")
+        return self._cache[key].copy()
 
     def head_table(self, map_method: str | None = "isomap", dim: int = 3, n_clusters: int | None = None) -> pd.DataFrame:
         """One row per head: identity, head-type scores, known classes, cluster and family
