@@ -35,12 +35,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pile", type=Path, default=REPO.parent / "shared" / "data" / "pile_100.jsonl")
     parser.add_argument("--n", type=int, default=100)
+    parser.add_argument("--atlases", type=Path, default=None,
+                        help="reuse saved atlases <dir>/<model> of these prompts (e.g. out/validity) when current")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     rows = [reference_rows(Atlas.from_model(load_model("toy-induction"), toy_prompts(), progress=False))]
     prompts = pile_prompts(args.pile, n=args.n)
     for name in ("smollm2-135m", "gemma-3-270m"):
-        rows.append(reference_rows(Atlas.from_model(load_model(name), prompts, progress=False)))
+        saved = args.atlases / name if args.atlases is not None else None
+        atlas = Atlas.load(saved) if saved is not None and (saved / "manifest.json").exists() else None
+        if atlas is None or atlas.prompt_ids != [p.id for p in prompts] or atlas.outdated_feature_sets():
+            atlas = Atlas.from_model(load_model(name), prompts, progress=False)
+        rows.append(reference_rows(atlas))
         print(name, rows[-1]["label"].value_counts().to_dict())
     table = pd.concat(rows).reset_index()
     arrow = pa.Table.from_pandas(table, preserve_index=False)
