@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._checks import check_choice, check_int
+from ._checks import check_choice, check_int, checked_weights
 from .atlas_data import AtlasData, ModelInfo, heads_frame  # noqa: F401  (re-exported)
 from .collect import collect_from_model, collect_from_patterns, pattern_arrays
 from .detect import SCORE_NAMES, TOKEN_SCORES, known_classes
@@ -59,8 +59,6 @@ class AtlasConfig:
     feature_weights: dict[str, float] | None = None
 
     def __post_init__(self):
-        from .embed import checked_weights
-
         if not isinstance(self.feature_set, str):
             raise TypeError(f"feature_set must be a feature set name, got {type(self.feature_set).__name__}")
         check_int("n_components", self.n_components, minimum=1)
