@@ -17,7 +17,7 @@ from ._checks import check_int
 from .atlas_data import AtlasData, ModelInfo, heads_frame
 from .detect import SCORE_NAMES, score_sums
 from .features.batch import PatternBatch, check_patterns
-from .features.registry import feature_matrix, get_feature_set
+from .features.registry import check_compute_dtype, feature_matrix, get_feature_set
 from .prompts import Prompt
 from .sources import PatternSource, TokenizedPrompt, pad_token_batch
 
@@ -43,9 +43,7 @@ class Collector:
         self.n_layers, self.n_heads = n_layers, n_heads
         self.prompts = list(prompts)
         self.sets = [get_feature_set(f) for f in feature_sets]
-        if dtype not in (torch.float32, torch.float64):
-            raise ValueError(f"dtype must be torch.float64 (exact) or torch.float32 (fast), got {dtype}")
-        self.dtype, self.validate = dtype, validate
+        self.dtype, self.validate = check_compute_dtype(dtype), validate
         n_total, p = n_layers * n_heads, len(self.prompts)
         self.features = {fs.name: np.full((n_total, p, len(fs.feature_names)), np.nan) for fs in self.sets}
         self.score_sums = np.zeros((n_total, p, len(SCORE_NAMES)))

@@ -203,6 +203,16 @@ def _as_pattern_list(patterns) -> list[torch.Tensor]:
 COMPUTE_DTYPES = (torch.float64, torch.float32)
 
 
+def check_compute_dtype(dtype) -> torch.dtype:
+    """`dtype` if the kernels compute in it, else ValueError naming `dtype`."""
+    if dtype not in COMPUTE_DTYPES:
+        raise ValueError(
+            f"dtype must be torch.float64 or torch.float32 (the compute precision; bfloat16 / float16 "
+            f"patterns are accepted as input and upcast), got {dtype!r}"
+        )
+    return dtype
+
+
 def length_chunks(lengths: Sequence[int], budget: int = CHUNK_ELEMENTS) -> Iterable[list[int]]:
     """Group pattern indices by similar length into chunks of about `budget` / N^2 patterns."""
     order = np.argsort(np.asarray(lengths), kind="stable")
@@ -257,11 +267,7 @@ def compute_features(
         DataFrame [n_patterns, n_features], columns named as the set names them,
         rows in input order.
     """
-    if dtype not in COMPUTE_DTYPES:
-        raise ValueError(
-            f"dtype must be torch.float64 or torch.float32 (the compute precision; bfloat16 / float16 "
-            f"patterns are accepted as input and upcast), got {dtype!r}"
-        )
+    check_compute_dtype(dtype)
     fs = get_feature_set(feature_set)
     tensors = _as_pattern_list(patterns)
     if device is None:
