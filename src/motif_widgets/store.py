@@ -80,8 +80,8 @@ def _json_default(value):
         return int(value)
     if isinstance(value, np.floating):
         return float(value)
-    if isinstance(value, (np.ndarray, tuple)):
-        return list(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
     raise TypeError(f"cannot store {type(value).__name__} in atlas metadata")
 
 
@@ -89,7 +89,7 @@ def _canonical(doc: dict) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), default=_json_default).encode("utf-8")
 
 
-def _long_index(data: AtlasData, n_inner: int) -> dict[str, pa.Array]:
+def _long_index(data: AtlasData) -> dict[str, pa.Array]:
     """head / prompt columns of a head-major [H * P] table, dictionary-encoded."""
     h, p = data.n_heads, data.n_prompts
     head = pa.DictionaryArray.from_arrays(np.repeat(np.arange(h, dtype=np.int32), p), pa.array(data.head_ids))
@@ -149,11 +149,11 @@ def save_atlas(data: AtlasData, path: str | Path, config: dict | None = None, ov
     files["meta"] = "meta.json"
     for k, name in enumerate(data.features):
         f = data.features[name]
-        columns = _long_index(data, f.shape[-1])
+        columns = _long_index(data)
         columns.update({col: f[:, :, j].reshape(-1) for j, col in enumerate(data.feature_names[name])})
         _write_table(partial / f"features.{k}.parquet", columns)
         files[f"features.{k}"] = f"features.{k}.parquet"
-    scores = _long_index(data, len(SCORE_NAMES))
+    scores = _long_index(data)
     for j, s in enumerate(SCORE_NAMES):
         scores[f"sum.{s}"] = data.score_sums[:, :, j].reshape(-1)
         scores[f"rows.{s}"] = data.score_rows[:, :, j].reshape(-1)
