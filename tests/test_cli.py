@@ -173,6 +173,8 @@ def test_toy_induction_atlas_end_to_end_with_html(capsys, monkeypatch, tmp_path)
     top_rows = [line for line in block if line.startswith("toy-induction:")][:3]
     assert len(top_rows) == 3 and all(r.startswith("toy-induction:L1H") for r in top_rows)
     assert top_rows[0].count("toy-induction:") == 3  # the head and its 2 nearest heads
+    families = out.split("\nFamilies (")[1].splitlines()[0]
+    assert "induction" in families  # the named families close the report
 
     # a second run may write over its own earlier output
     code, out, err = run_main(capsys, argv)

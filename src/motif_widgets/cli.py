@@ -245,6 +245,9 @@ def _atlas(args: argparse.Namespace) -> int:
         rows = pd.DataFrame({score: top.round(3), f"nearest {args.k}": near.loc[top.index]})
         print(f"\nTop {args.top} heads by {score}:")
         print(rows.to_string())
+    if "family" in table.columns:
+        counts = table["family"].value_counts()
+        print(f"\nFamilies ({len(counts)}, from the head distances): " + "; ".join(f"{f} {n}" for f, n in counts.items()))
     return 0
 
 
