@@ -18,13 +18,12 @@ plus --probes repeated-token probes ([BOS] + 25 random tokens twice).
 CPU seconds (process time over all threads) are printed next to wall seconds because the
 machine may be shared: on a loaded machine wall time says little.
 
-Measured 2026-12-02 on the shared 2-core CPU machine (load average 8-11 during the run):
-`--skip-weights --heads-subset 5` (25 prompts, 1535 tokens; exact ablation of 54 of 270 heads):
-forward+loss 15.3 s CPU; head_effects / forward 2.32 (CPU), 1.69 (wall); ablate-54 / 54 plain
-forwards 0.45 (CPU), 0.32 (wall); reuse / full rerun (heads of layers 0, 14, 29) 0.69 (CPU),
-0.56 (wall), identical delta_loss; Spearman rho 0.787 (docs only 0.622, probes only 0.942),
-top-10 overlap 9/10 (signed), 7/10 (|delta_loss|). weight_stats, load average ~4:
-SmolLM2 12.9 s, Gemma-3-270M 23.3 s wall.
+Measured 2026-12-02 on the 2-core CPU machine, `--skip-weights` (25 prompts, 1535 tokens, all 270
+heads, machine otherwise quiet): forward+loss 5.2-9.4 s wall; head_effects / forward 3.56 (CPU),
+5.40 (wall); ablate-270 / 270 plain forwards 0.51; reuse / full rerun (heads of layers 0, 14, 29)
+0.63, identical delta_loss; Spearman rho 0.619 (docs only 0.537, probes only 0.776), top-10
+overlap 7/10 (signed), 6/10 (|delta_loss|). An earlier run under load on 54 heads
+(`--heads-subset 5`) gave rho 0.787. weight_stats (quiet): SmolLM2 8.9 s, Gemma-3-270M 17.5 s.
 """
 
 from __future__ import annotations
