@@ -316,6 +316,17 @@ def score_space_ceiling(
 
 
 # ---------------------------------------------------------------------------- comparison
+def _strict_and_band(distances: pd.DataFrame, labels, ks, ambiguous) -> pd.DataFrame:
+    """retrieval_metrics with "label" as a column, plus r_precision_band / map_band when
+    `ambiguous` is given."""
+    table = retrieval_metrics(distances, labels, ks).reset_index()
+    if ambiguous is not None:
+        band = retrieval_metrics(distances, labels, ks, ambiguous)
+        table["r_precision_band"] = band["r_precision"].to_numpy()
+        table["map_band"] = band["map"].to_numpy()
+    return table
+
+
 def compare(
     atlas: Atlas,
     feature_sets: Sequence[str] = ("motifs", "paper"),
@@ -350,12 +361,7 @@ def compare(
     for fs in feature_sets:
         for metric in metrics:
             configured = atlas.configure(feature_set=fs, metric=metric)
-            distances = configured.head_distances()
-            table = retrieval_metrics(distances, labels, ks).reset_index()
-            if ambiguous is not None:
-                band = retrieval_metrics(distances, labels, ks, ambiguous)
-                table["r_precision_band"] = band["r_precision"].to_numpy()
-                table["map_band"] = band["map"].to_numpy()
+            table = _strict_and_band(configured.head_distances(), labels, ks, ambiguous)
             if stability:
                 table["split_half_rho"] = split_half_stability(configured, seed)
             table.insert(0, "metric", metric)
@@ -384,11 +390,7 @@ def compare_channels(
         except ValueError:
             continue
         frame = pd.DataFrame(d, index=atlas.head_ids, columns=atlas.head_ids)
-        table = retrieval_metrics(frame, labels, ks).reset_index()
-        if ambiguous is not None:
-            band = retrieval_metrics(frame, labels, ks, ambiguous)
-            table["r_precision_band"] = band["r_precision"].to_numpy()
-            table["map_band"] = band["map"].to_numpy()
+        table = _strict_and_band(frame, labels, ks, ambiguous)
         table.insert(0, "channel", channel)
         tables.append(table)
     if not tables:

@@ -98,12 +98,10 @@ def _long_index(data: AtlasData) -> dict[str, pa.Array]:
 
 
 def _write_table(path: Path, columns: dict[str, pa.Array | np.ndarray] | pa.Table) -> None:
-    if isinstance(columns, pa.Table):
-        table, columns = columns, {c: None for c in columns.column_names}
-    else:
-        table = pa.table({k: v if isinstance(v, pa.Array) else pa.array(v) for k, v in columns.items()})
+    table = columns if isinstance(columns, pa.Table) else pa.table(columns)
     # dictionary-encode the id columns only: for float columns it costs time and saves nothing
-    pq.write_table(table, path, compression="zstd", use_dictionary=[c for c in ("head", "prompt") if c in columns])
+    ids = [c for c in ("head", "prompt") if c in table.column_names]
+    pq.write_table(table, path, compression="zstd", use_dictionary=ids)
     with open(path, "rb+") as f:
         os.fsync(f.fileno())
 
