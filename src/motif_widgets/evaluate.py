@@ -24,6 +24,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.spatial.distance import cdist
 from scipy.stats import spearmanr
 
 from .atlas import Atlas
@@ -311,7 +312,7 @@ def score_space_ceiling(
     thresholds = dict(DEFAULT_THRESHOLDS if thresholds is None else thresholds)
     labels = label_heads(atlas, thresholds, prompts)
     scores = atlas.head_scores(prompts=prompts)[list(thresholds)].to_numpy()
-    d = np.sqrt(((scores[:, None, :] - scores[None, :, :]) ** 2).sum(-1))
+    d = cdist(scores, scores)
     return retrieval_metrics(pd.DataFrame(d, index=labels.index, columns=labels.index), labels, ks, ambiguous)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.spatial.distance import cdist
 
 CHANNELS = ("pattern", "circuits", "effects", "combined")
 CIRCUIT_COLUMNS = (
@@ -71,8 +72,7 @@ def stat_distances(stats: pd.DataFrame | None, columns, channel: str) -> np.ndar
     x = stats[present].astype(np.float64)
     std = x.std(ddof=0).replace(0.0, 1.0)
     z = ((x - x.mean()) / std).fillna(0.0).to_numpy()
-    d = np.sqrt(np.maximum(((z[:, None, :] - z[None, :, :]) ** 2).sum(-1), 0.0))
-    return d
+    return cdist(z, z)
 
 
 def combined_distances(channels: list[np.ndarray]) -> np.ndarray:

@@ -24,6 +24,7 @@ from importlib import resources
 
 import numpy as np
 import pandas as pd
+from scipy.spatial.distance import cdist
 
 REFERENCE_FILE = "reference_heads.parquet"
 FEATURE_SET = "motifs"
@@ -115,7 +116,7 @@ def suggest_classes(atlas, reference: pd.DataFrame | None = None, exclude_models
     std[std == 0] = 1.0
     rz = (x - mean) / std
     tz = (profiles[columns].to_numpy(np.float64) - mean) / std
-    d = np.sqrt(((tz[:, None, :] - rz[None, :, :]) ** 2).sum(-1))  # [H, R]
+    d = cdist(tz, rz)  # [H, R]
     labels = ref["label"].to_numpy()
     nearest = d.argmin(1)
     suggested = labels[nearest]
