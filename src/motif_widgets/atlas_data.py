@@ -321,6 +321,56 @@ class AtlasData:
             ),
         )
 
+    @classmethod
+    def concat_prompts(cls, parts: Sequence["AtlasData"]) -> "AtlasData":
+        """One dataset of the same heads over the prompts of several parts, in part order
+        (e.g. the prompt shards of a distributed run).
+
+        Raises ValueError when the parts hold different heads or models, a prompt occurs in
+        two parts, or feature sets, revisions or thumbnail sizes differ.
+        """
+        parts = list(parts)
+        if not parts:
+            raise ValueError("nothing to join")
+        first = parts[0]
+        for part in parts[1:]:
+            if part.head_ids != first.head_ids:
+                raise ValueError("the parts hold different heads; concat_prompts joins prompt shards of the same heads")
+            if part.feature_revisions != first.feature_revisions or part.feature_names != first.feature_names:
+                raise ValueError(
+                    f"the parts computed different feature sets or revisions ({part.feature_revisions} vs "
+                    f"{first.feature_revisions})"
+                )
+            if part.thumbnails.shape[2:] != first.thumbnails.shape[2:]:
+                raise ValueError(f"the parts keep thumbnails of different sizes {part.thumbnails.shape[2:]} vs {first.thumbnails.shape[2:]}")
+        if any(part.head_stats is not None for part in parts):
+            raise ValueError("head_stats are per head, not per prompt: add them after joining the prompt shards")
+        offsets = np.cumsum([0] + [part.n_prompts for part in parts[:-1]])
+        models = {}
+        for name, m in first.models.items():
+            infos = [part.models[name] for part in parts]
+            models[name] = ModelInfo(
+                name, m.n_layers, m.n_heads,
+                lengths=np.concatenate([i.lengths for i in infos]),
+                token_ids=[ids for i in infos for ids in i.token_ids],
+                token_strs=[strs for i in infos for strs in i.token_strs],
+                has_bos=np.concatenate([i.has_bos for i in infos]),
+                truncated=np.concatenate([i.truncated for i in infos]),
+            )
+        return cls(
+            heads=first.heads.copy(),
+            prompts=[q for part in parts for q in part.prompts],
+            models=models,
+            features={s: np.concatenate([part.features[s] for part in parts], axis=1) for s in first.features},
+            feature_names=dict(first.feature_names),
+            score_sums=np.concatenate([part.score_sums for part in parts], axis=1),
+            score_rows=np.concatenate([part.score_rows for part in parts], axis=1),
+            thumbnails=np.concatenate([part.thumbnails for part in parts], axis=1),
+            thumbnail_prompts=np.concatenate([part.thumbnail_prompts + o for part, o in zip(parts, offsets)]),
+            meta=dict(first.meta),
+            feature_revisions=dict(first.feature_revisions),
+        )
+
     def rename_model(self, old: str, new: str) -> "AtlasData":
         """The same data with model `old` called `new` (head ids follow), e.g. to merge two
         runs of one model on different settings."""
@@ -362,7 +412,10 @@ class AtlasData:
 
     @classmethod
     def load(cls, path: str | Path) -> tuple["AtlasData", dict]:
-        """(data, saved config) of a folder written by :meth:`save`; damage raises AtlasFileError."""
+        """(data, saved config) of a folder written by :meth:`save` or by
+        :func:`motif_widgets.distributed.collect_atlas` (its shards joined); damage raises
+        AtlasFileError."""
+        from .distributed import is_sharded, load_sharded
         from .store import load_atlas
 
-        return load_atlas(path)
+        return load_sharded(path) if is_sharded(path) else load_atlas(path)

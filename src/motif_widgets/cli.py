@@ -3,6 +3,7 @@
     motif-widgets atlas                       # SmolLM2-135M, default prompts -> out/smollm2-135m
     motif-widgets atlas gemma-3-270m --prompts ../shared/data/pile_100.jsonl --n-prompts 50
     motif-widgets atlas toy-induction --html out/toy.html   # token-id prompts; offline explorer
+    motif-widgets atlas smollm2-135m gemma-3-270m --ray       # both models on a local Ray cluster
     motif-widgets models                      # the models load_model knows
 
 Every argument and the output paths are checked before the model is loaded. A user error
@@ -98,10 +99,10 @@ def _writable_folder(folder: Path, what: str) -> None:
 def _looks_like_atlas(folder: Path) -> bool:
     """An atlas folder as Atlas.save writes it (either format), or an empty folder."""
     names = {e.name for e in folder.iterdir()}
-    return not names or "manifest.json" in names or {"atlas.json", "arrays.npz"} <= names
+    return not names or "manifest.json" in names or "plan.json" in names or {"atlas.json", "arrays.npz"} <= names
 
 
-def _check_out(out: Path) -> None:
+def _check_out(out: Path, ray: bool | None = None) -> None:
     """The output folder: new, empty, or holding only an earlier run's output."""
     if out.exists() and out.is_dir():
         foreign = sorted(
@@ -116,6 +117,12 @@ def _check_out(out: Path) -> None:
             entry = out / name
             if name == "atlas" and entry.exists() and not (entry.is_dir() and _looks_like_atlas(entry)):
                 raise UsageError(f"--out {out}: {entry} is not a saved atlas; choose a new or empty folder")
+            if name == "atlas" and entry.is_dir() and any(entry.iterdir()) and ray is not None:
+                sharded = (entry / "plan.json").exists()
+                if sharded != ray:
+                    kind = "a sharded (--ray) atlas" if sharded else "a single-process atlas"
+                    raise UsageError(f"--out {out}: {entry} holds {kind}; choose a new folder"
+                                     f"{' or add --ray' if sharded else ' or leave out --ray'}")
             if name != "atlas" and entry.exists() and not entry.is_file():
                 raise UsageError(f"--out {out}: {entry} is not a file; choose a new or empty folder")
     _writable_folder(out, "--out")
@@ -132,6 +139,32 @@ def _check_html(path: Path) -> None:
         raise UsageError(f"--html needs the widget libraries ({e}); install motif-widgets with its widget extras") from None
 
 
+def _check_ray(args: argparse.Namespace) -> None:
+    """--ray, --address, --workers, --shard-size; the cluster address must answer."""
+    if not args.ray:
+        for flag, value in (("--address", args.address), ("--workers", args.workers), ("--shard-size", args.shard_size)):
+            if value is not None:
+                raise UsageError(f"{flag} applies to distributed runs; add --ray")
+        return
+    _at_least("--workers", args.workers, 1)
+    _at_least("--shard-size", args.shard_size, 1)
+    if args.shard_size is not None and args.shard_size % args.batch_size:
+        raise UsageError(f"--shard-size must be a multiple of --batch-size ({args.batch_size}), got {args.shard_size}")
+    if args.device != "cpu":
+        raise UsageError("--device does not apply with --ray: workers use the cluster's GPUs when it has them")
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise UsageError("--ray needs Ray: pip install ray")
+    if args.address is not None:
+        from .distributed import check_address
+
+        try:
+            check_address(args.address)
+        except (ConnectionError, ValueError) as e:
+            raise UsageError(f"--address: {e}") from None
+
+
 def _check_args(args: argparse.Namespace) -> None:
     _at_least("--n-prompts", args.n_prompts, 1)
     _at_least("--probes", args.probes, 0)
@@ -139,7 +172,16 @@ def _check_args(args: argparse.Namespace) -> None:
     _at_least("--batch-size", args.batch_size, 1)
     _at_least("--k", args.k, 1)
     _at_least("--top", args.top, 1)
-    _check_model(args.model)
+    for model in args.models:
+        _check_model(model)
+    from .models import TOY_MODELS
+
+    if len(args.models) > 1 and any(m in TOY_MODELS for m in args.models):
+        raise UsageError(f"{', '.join(m for m in args.models if m in TOY_MODELS)} has no tokenizer, so it cannot share "
+                         "text prompts with other models; compute its atlas on its own")
+    if len(set(args.models)) != len(args.models):
+        raise UsageError(f"a model is named twice: {' '.join(args.models)}")
+    _check_ray(args)
     from .features import available_feature_sets
 
     if args.feature_set not in available_feature_sets():
@@ -150,14 +192,12 @@ def _check_args(args: argparse.Namespace) -> None:
             raise UsageError(f"--prompts {path}: no such file (give 'default' or a JSONL file with a 'text' field)")
         if not os.access(path, os.R_OK):
             raise UsageError(f"--prompts {path}: not readable")
-        from .models import TOY_MODELS
-
-        if args.model in TOY_MODELS:
-            raise UsageError(f"model {args.model!r} has no tokenizer, so it cannot read text prompts; leave out --prompts")
+        if args.models[0] in TOY_MODELS:
+            raise UsageError(f"model {args.models[0]!r} has no tokenizer, so it cannot read text prompts; leave out --prompts")
     args.device = _check_device(args.device)
     if args.html is not None:
         _check_html(args.html)
-    _check_out(args.out)  # the checks that create folders come last
+    _check_out(args.out, ray=args.ray)  # the checks that create folders come last
     if args.html is not None:
         _writable_folder(args.html.parent, "--html folder")
 
@@ -189,7 +229,8 @@ def _token_prompts(source, n: int, n_probes: int, max_tokens: int | None) -> lis
 
 # ---------------------------------------------------------------------------- commands
 def _atlas(args: argparse.Namespace) -> int:
-    args.out = Path(args.out or f"out/{args.model}")
+    args.models = args.model or ["smollm2-135m"]
+    args.out = Path(args.out or f"out/{'+'.join(args.models)}")
     args.html = Path(args.html) if args.html is not None else None
     _check_args(args)
     from . import Atlas, load_model
@@ -201,7 +242,7 @@ def _atlas(args: argparse.Namespace) -> int:
         raise UsageError(f"--prompts {args.prompts}: {e}") from None
 
     t0 = time.perf_counter()
-    model = load_model(args.model, backend=args.backend, device=args.device)
+    model = load_model(args.models[0], backend=args.backend, device=args.device)
     t_load = time.perf_counter() - t0
     source = source_for(model)
     try:  # the library's input checks, before any computing
@@ -216,13 +257,23 @@ def _atlas(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
 
     t1 = time.perf_counter()
-    atlas = Atlas.from_model(
-        model, prompts, feature_set=args.feature_set, batch_size=args.batch_size, max_tokens=args.max_tokens,
-        progress=not args.quiet,
-    )
+    options = dict(feature_set=args.feature_set, batch_size=args.batch_size, max_tokens=args.max_tokens, progress=not args.quiet)
+    if args.ray:
+        model = source = None  # the workers load their own copies
+        atlas, report = _atlas_on_ray(args, prompts, options)
+    else:
+        atlas = Atlas.from_model(model, prompts, **options)
+        if len(args.models) > 1:
+            del model, source
+            parts = [atlas] + [
+                Atlas.from_model(load_model(name, backend=args.backend, device=args.device), prompts, **options)
+                for name in args.models[1:]
+            ]
+            atlas = Atlas.merge(parts)
     t_atlas = time.perf_counter() - t1
     out = args.out
-    atlas.save(out / "atlas")
+    if not args.ray:
+        atlas.save(out / "atlas")
     table = atlas.head_table()
     table.to_csv(out / "head_table.csv")
     summary = atlas.summary(k=args.k)
@@ -234,6 +285,8 @@ def _atlas(args: argparse.Namespace) -> int:
         HeadExplorer(atlas).save_html(args.html)
 
     print(f"\n{atlas}")
+    if args.ray:
+        print(f"Ray: {report}")
     print(f"model load {t_load:.1f} s, atlas {t_atlas:.1f} s; saved to {out}/ ({written})")
     if args.html is not None:
         print(f"explorer: {args.html}")
@@ -251,6 +304,21 @@ def _atlas(args: argparse.Namespace) -> int:
     return 0
 
 
+def _atlas_on_ray(args: argparse.Namespace, prompts: list, options: dict):
+    """Collect on a Ray cluster into the sharded folder <out>/atlas (resuming a run there)."""
+    from . import Atlas, distributed
+
+    feature_set = options.pop("feature_set")
+    try:
+        report = distributed.collect_atlas(
+            args.models, prompts, args.out / "atlas", feature_sets=[feature_set], workers=args.workers,
+            address=args.address, shard_size=args.shard_size, backend=args.backend, **options,
+        )
+    except (ValueError, TypeError, ConnectionError) as e:  # checked before any shard runs
+        raise UsageError(str(e)) from None
+    return Atlas.load(args.out / "atlas"), report
+
+
 def _models(_: argparse.Namespace) -> int:
     from .models import available_models
 
@@ -263,7 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     p = sub.add_parser("atlas", help="compute and save an atlas, print the heads of each type")
-    p.add_argument("model", nargs="?", default="smollm2-135m", help="a name from `motif-widgets models`")
+    p.add_argument("model", nargs="*", help="one or more names from `motif-widgets models` (default smollm2-135m; "
+                   "several share the prompts and one embedding)")
     p.add_argument("--backend", default="bridge", choices=["bridge", "hooked"])
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--prompts", default="default", help="'default' or a JSONL file with a 'text' field")
@@ -282,6 +351,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder (default out/<model>): new, empty or an earlier output")
     p.add_argument("--html", default=None, metavar="PATH", help="also write the offline explorer (one .html file)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--ray", action="store_true", help="collect on a Ray cluster: (model, prompt shard) tasks, "
+                   "resumable; <out>/atlas becomes a sharded folder")
+    p.add_argument("--address", default=None, help="with --ray: an existing cluster (e.g. auto, host:6379, "
+                   "ray://host:10001); default: a local cluster on this machine")
+    p.add_argument("--workers", type=int, default=None, help="with --ray: workers per model (default: one per CPU)")
+    p.add_argument("--shard-size", type=int, default=None, help="with --ray: prompts per shard, a multiple of "
+                   "--batch-size (default 4 batches)")
     p.set_defaults(func=_atlas)
     m = sub.add_parser("models", help="list the models load_model knows")
     m.set_defaults(func=_models)

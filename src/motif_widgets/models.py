@@ -100,6 +100,8 @@ def _hf_folder(spec: PretrainedSpec) -> Path:
     try:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
+        if (folder / "config.json").exists() and (folder / "model.safetensors").exists():
+            return folder  # another process (e.g. a parallel worker) converted it meanwhile
         if folder.exists():
             shutil.rmtree(folder)
         tmp.rename(folder)
