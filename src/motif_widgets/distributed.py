@@ -158,6 +158,7 @@ class Plan:
         return {
             "format": FORMAT, "format_version": FORMAT_VERSION, "prompts": [asdict(p) for p in self.prompts],
             "settings": self.settings, "config": self.config, "models": self.models,
+            "model_order": list(self.models),  # JSON objects are stored with sorted keys
         }
 
     @classmethod
@@ -166,7 +167,8 @@ class Plan:
             Prompt(**{**p, "token_ids": tuple(p["token_ids"]) if p.get("token_ids") is not None else None})
             for p in doc["prompts"]
         ]
-        return cls(prompts, doc["settings"], doc["config"], doc["models"])
+        models = {name: doc["models"][name] for name in doc["model_order"]}
+        return cls(prompts, doc["settings"], doc["config"], models)
 
 
 def _canonical(doc: dict) -> bytes:
