@@ -228,3 +228,17 @@ def test_two_models_toy_and_smollm2_match_single_process(ray_cluster, tmp_path, 
     toy4 = Atlas.from_model(factories.toy(), prompts, batch_size=4, progress=False, model_name="toy")
     smol = Atlas.from_model(load_model("smollm2-135m"), prompts, batch_size=4, progress=False)
     assert_same_data(atlas.data, AtlasData.concat([toy4.data, smol.data]))
+
+
+def test_cli_runs_on_the_cluster_and_resumes(ray_cluster, tmp_path):
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "motif_widgets", "atlas", "toy-induction", "--ray", "--address", "auto",
+               "--workers", "2", "--n-prompts", "6", "--probes", "2", "--out", str(out), "--quiet"]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "Ray: 1 of 1 shards computed (0 already finished)" in first.stdout
+    assert (out / "atlas" / "plan.json").exists() and (out / "head_table.csv").exists()
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "Ray: 0 of 1 shards computed (1 already finished)" in again.stdout
+    alone = subprocess.run(command[:4] + ["--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert alone.returncode == 2 and "holds a sharded (--ray) atlas" in alone.stderr

@@ -39,7 +39,12 @@ def test_readme_code_blocks_run_as_written(tmp_path, monkeypatch):
                 exec(compile(block, f"README.md python block {k}", "exec"), namespace)
             except Exception as e:  # name the block in the failure
                 raise AssertionError(f"README python block {k} failed:\n{block}\n{type(e).__name__}: {e}") from e
+    if importlib.util.find_spec("ray") is not None:  # the distributed block started a local cluster
+        import ray
+
+        ray.shutdown()
     # what the blocks promise, checked on what they left behind
+    assert namespace["ray_report"].shards_total == 1 and len(namespace["ray_atlas"].head_ids) == 8
     atlas = namespace["atlas"]
     assert (tmp_path / "out" / "smol" / "manifest.json").is_file()
     assert (tmp_path / "explorer.html").stat().st_size > 100_000
