@@ -171,25 +171,21 @@ class Plan:
         return cls(prompts, doc["settings"], doc["config"], models)
 
 
-def _canonical(doc: dict) -> bytes:
-    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")
-
-
 def _write_plan(folder: Path, plan: Plan) -> None:
     """plan.json with a checksum of itself, replaced atomically."""
+    from .store import _canonical, _fsync_dir, _write_bytes
+
     doc = plan.doc()
     doc["checksum"] = hashlib.sha256(_canonical(doc)).hexdigest()
     tmp = folder / f"{PLAN}.tmp-{uuid.uuid4().hex[:8]}"
-    with open(tmp, "wb") as f:
-        f.write(_canonical(doc))
-        f.flush()
-        os.fsync(f.fileno())
+    _write_bytes(tmp, _canonical(doc))
     os.replace(tmp, folder / PLAN)
+    _fsync_dir(folder)
 
 
 def read_plan(folder: str | Path) -> Plan:
     """The plan of a sharded atlas folder (AtlasFileError when missing or damaged)."""
-    from .store import AtlasFileError
+    from .store import AtlasFileError, _canonical
 
     path = Path(folder) / PLAN
     try:
@@ -442,7 +438,7 @@ def collect_atlas(
                     f"{spec.loader_label}; use another model name or folder"
                 )
         plan.models = old.models
-    elif folder.exists() and any(folder.iterdir()):
+    elif folder.exists() and any(not e.name.startswith(f"{PLAN}.tmp-") for e in folder.iterdir()):
         raise ValueError(f"folder {folder} holds files but no {PLAN}; choose a new or empty folder")
 
     t_start = time.perf_counter()
