@@ -413,6 +413,7 @@ export function renderCloud(store, el, { height = 460 } = {}) {
       const p = points.promptOf(i);
       const kinds = store.get("prompt_kinds") || [];
       lines.push(`prompt ${(store.get("prompt_ids") || [])[p]}${kinds[p] ? ` (${kinds[p]})` : ""}`);
+      if (store.get("focus_prompt") !== undefined) lines.push(h("div", { class: "mw-small" }, "click: open this pattern"));
     }
     lines.push(colors.valueOf(i));
     lines.push(h("div", { class: "mw-tip-scores" }, headScoreLine(store, head)));
@@ -453,7 +454,15 @@ export function renderCloud(store, el, { height = 460 } = {}) {
     lasso = null;
     if (!d.moved) {
       const i = renderer.pick(x, y);
-      if (i >= 0) store.select(points.headOf(i), { toggle: event.shiftKey });
+      if (i >= 0) {
+        // a point of the pattern mode opens its own pattern: the large view follows its prompt
+        const p = points.promptOf(i);
+        const prompt = p >= 0 ? (store.get("prompt_ids") || [])[p] : undefined;
+        if (prompt !== undefined && store.get("focus_prompt") !== undefined && store.get("focus_prompt") !== prompt) {
+          store.set({ focus_prompt: prompt });
+        }
+        store.select(points.headOf(i), { toggle: event.shiftKey });
+      }
     } else if (d.lasso && polygon && polygon.length > 2) {
       store.selectMany(lassoHeads(points, renderer.inside(polygon)), { add: d.shift });
     }
@@ -551,6 +560,13 @@ export function renderCloud(store, el, { height = 460 } = {}) {
         if (hit >= 0 && points.headOf(hit) === head) return [x[i], y[i]];
       }
       return null;
+    },
+    /** CSS px of point i (a (head, prompt) point in pattern mode) when picking resolves to it, else null. */
+    pointOf(i) {
+      const { x, y } = renderer.projected();
+      const { width, height: hgt } = renderer.cssSize();
+      if (!(i >= 0 && i < points.count) || x[i] < 8 || y[i] < 8 || x[i] > width - 8 || y[i] > hgt - 8) return null;
+      return renderer.pick(x[i], y[i]) === i ? [x[i], y[i]] : null;
     },
     renderNow() {
       renderer.render();

@@ -3,12 +3,16 @@
 // single-pattern view of the selected head.
 
 import { gradientCss, scaleLegend } from "./colors.js";
-import { cellAt, colorSettings, patternCanvas } from "./heatmap.js";
+import { cellAt, colorSettings, paintPattern, patternCanvas } from "./heatmap.js";
 import { renderPatternView } from "./pattern_view.js";
-import { coalesce, formatNumber, showToken } from "./store.js";
+import { TEXT_PROMPT, coalesce, formatNumber, showToken } from "./store.js";
 import { h, localPoint, selectBox, tooltip } from "./dom.js";
 
 export const MAX_ROWS = 48;
+/** Columns shown when grid_prompts does not choose them (spread evenly over the kept prompts). */
+export const MAX_COLUMNS = 16;
+/** Column of the user's text (dataset.thumb of its heatmaps). */
+const TEXT_COLUMN = "text";
 
 /** Head indices of the grid rows, from grid_rows: auto | layer | selection | heads. */
 export function gridRows(store) {
@@ -28,12 +32,19 @@ export function gridRows(store) {
   return focus >= 0 ? store.layerHeads(t.model[focus], t.layer[focus]) : store.layerHeads(0, 0);
 }
 
-/** Thumbnail slots shown as columns (grid_prompts; empty = all). */
+/** Thumbnail slots shown as columns (grid_prompts; empty = up to MAX_COLUMNS spread evenly). */
 export function gridColumns(store) {
   const all = store.thumbnailPrompts();
   const wanted = store.get("grid_prompts") || [];
-  if (!wanted.length) return all.map((_, t) => t);
-  return wanted.map((p) => all.indexOf(p)).filter((t) => t >= 0);
+  if (wanted.length) return wanted.map((p) => all.indexOf(p)).filter((t) => t >= 0);
+  if (all.length <= MAX_COLUMNS) return all.map((_, t) => t);
+  return [...new Set(Array.from({ length: MAX_COLUMNS }, (_, i) => Math.round((i * (all.length - 1)) / (MAX_COLUMNS - 1))))];
+}
+
+/** Columns with the user's text first when the model has run on it. */
+function shownColumns(store) {
+  const cols = gridColumns(store);
+  return store.text() ? [TEXT_COLUMN, ...cols] : cols;
 }
 
 function rowsOptions(store) {
@@ -102,14 +113,18 @@ export function renderGrid(store, el, { showLarge = true } = {}) {
 
   function drawGrid() {
     const rows = gridRows(store);
-    const cols = gridColumns(store);
+    const cols = shownColumns(store);
     const prompts = store.thumbnailPrompts();
     const size = store.get("cell_size") || 64;
     const colors = colorSettings(store);
     const shown = rows.slice(0, MAX_ROWS);
     table.style.gridTemplateColumns = `auto repeat(${cols.length}, ${size}px)`;
     const children = [h("div", { class: "mw-grid-corner" }, rows.length ? "" : "no heads")];
-    for (const t of cols) children.push(h("div", { class: "mw-grid-colhead", title: prompts[t] }, prompts[t]));
+    for (const t of cols) {
+      children.push(t === TEXT_COLUMN
+        ? h("div", { class: "mw-grid-colhead mw-text-col", title: store.text().text }, "your text")
+        : h("div", { class: "mw-grid-colhead", title: prompts[t] }, prompts[t]));
+    }
     rowEls = new Map();
     cellEls = [];
     for (const head of shown) {
@@ -127,9 +142,11 @@ export function renderGrid(store, el, { showLarge = true } = {}) {
       rowEls.set(head, label);
       children.push(label);
       for (const t of cols) {
-        const canvas = patternCanvas(store, head, t, size, colors, "mw-heatmap", canvasPool[cellEls.length]);
+        const canvas = t === TEXT_COLUMN
+          ? textCanvas(head, size, colors, canvasPool[cellEls.length])
+          : patternCanvas(store, head, t, size, colors, "mw-heatmap", canvasPool[cellEls.length]);
         canvas.tabIndex = 0;
-        canvas.setAttribute("aria-label", `${store.longLabel(head)} on ${prompts[t]}: Enter selects, arrow keys move`);
+        canvas.setAttribute("aria-label", `${store.longLabel(head)} on ${t === TEXT_COLUMN ? "your text" : prompts[t]}: Enter selects, arrow keys move`);
         canvasPool[cellEls.length] = canvas;
         cellEls.push(canvas);
         children.push(canvas);
@@ -142,8 +159,27 @@ export function renderGrid(store, el, { showLarge = true } = {}) {
       const again = cellEls.find((c) => +c.dataset.head === focused[0] && +c.dataset.thumb === focused[1]) || cellEls[0];
       if (again) again.focus({ preventScroll: true });
     }
-    note.textContent = rows.length > MAX_ROWS ? `showing ${MAX_ROWS} of ${rows.length} heads` : "";
+    const nCols = gridColumns(store).length;
+    const nAll = prompts.length;
+    note.textContent = [
+      rows.length > MAX_ROWS ? `showing ${MAX_ROWS} of ${rows.length} heads` : "",
+      nCols < nAll ? `${nCols} of ${nAll} prompts as columns (grid_prompts / show_prompts choose; the large view opens any prompt)` : "",
+    ].filter(Boolean).join("; ");
     markSelection();
+  }
+
+  /** A heatmap of head `head` on the user's text (blank when the head is another model's). */
+  function textCanvas(head, size, colors, reuse) {
+    const canvas = reuse || document.createElement("canvas");
+    canvas.className = "mw-heatmap";
+    canvas.style.width = `${size}px`;
+    canvas.style.height = `${size}px`;
+    const s = store.patternFor(head, TEXT_PROMPT);
+    if (s.values) paintPattern(canvas, s.values, s.size, colors);
+    else canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+    canvas.dataset.head = String(head);
+    canvas.dataset.thumb = TEXT_COLUMN;
+    return canvas;
   }
 
   function markSelection() {
@@ -157,8 +193,9 @@ export function renderGrid(store, el, { showLarge = true } = {}) {
   }
 
   function refresh() {
+    const text = store.text();
     const key = JSON.stringify([gridRows(store), gridColumns(store), store.get("cell_size"), store.get("color_scale"),
-      store.get("scale_exponent"), store.get("colormap")]);
+      store.get("scale_exponent"), store.get("colormap"), text ? [text.text, text.n] : null]);
     const ck = JSON.stringify([rowsValue(store), (store.get("grid_heads") || []).length, store.get("color_scale"),
       store.get("scale_exponent"), store.get("colormap")]);
     if (ck !== controlsKey) {
@@ -184,21 +221,23 @@ export function renderGrid(store, el, { showLarge = true } = {}) {
     const c = event.target;
     if (!(c instanceof HTMLCanvasElement) || c.dataset.head === undefined) return null;
     const head = +c.dataset.head;
-    const t = +c.dataset.thumb;
-    const m = store.patternSize(head, t);
+    const t = c.dataset.thumb === TEXT_COLUMN ? TEXT_COLUMN : +c.dataset.thumb;
+    const prompt = t === TEXT_COLUMN ? TEXT_PROMPT : store.thumbnailPrompts()[t];
+    const pat = t === TEXT_COLUMN ? store.patternFor(head, TEXT_PROMPT) : null;
+    const m = pat ? pat.size : store.patternSize(head, t);
     const [x, y] = localPoint(event, c);
-    const cell = cellAt(x, y, c.getBoundingClientRect().width, m);
-    return { head, t, cell, m };
+    const cell = m ? cellAt(x, y, c.getBoundingClientRect().width, m) : null;
+    return { head, t, cell, m, prompt, pat };
   }
   table.addEventListener("mousemove", (event) => {
     const hit = cellEvent(event);
     if (!hit || !hit.cell) return tip.hide();
     const [q, k] = hit.cell;
-    const { values } = store.pattern(hit.head, hit.t);
-    const tokens = store.tokens(hit.head, hit.t);
+    const { values } = hit.pat || store.pattern(hit.head, hit.t);
+    const tokens = hit.pat ? hit.pat.tokens : store.tokens(hit.head, hit.t);
     const [x, y] = localPoint(event, root);
     tip.show(x, y, [
-      h("div", { class: "mw-tip-title" }, `${store.longLabel(hit.head)} \u00b7 ${store.thumbnailPrompts()[hit.t]}`),
+      h("div", { class: "mw-tip-title" }, `${store.longLabel(hit.head)} \u00b7 ${hit.t === TEXT_COLUMN ? "your text" : hit.prompt}`),
       `query ${q} \u201c${showToken(tokens[q])}\u201d`,
       `key ${k} \u201c${showToken(tokens[k])}\u201d`,
       `weight ${formatNumber(values[q * hit.m + k], 4)}`,
@@ -208,7 +247,7 @@ export function renderGrid(store, el, { showLarge = true } = {}) {
   table.addEventListener("click", (event) => {
     const hit = cellEvent(event);
     if (!hit) return;
-    const prompt = store.thumbnailPrompts()[hit.t];
+    const prompt = hit.prompt;
     if (store.get("focus_prompt") !== prompt) store.set({ focus_prompt: prompt });
     store.select(hit.head, { toggle: event.shiftKey });
   });
@@ -219,7 +258,7 @@ export function renderGrid(store, el, { showLarge = true } = {}) {
     const c = event.target;
     if (!(c instanceof HTMLCanvasElement) || c.dataset.head === undefined) return;
     const i = cellEls.indexOf(c);
-    const width = gridColumns(store).length || 1;
+    const width = shownColumns(store).length || 1;
     const moves = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: width, ArrowUp: -width };
     if (event.key in moves) {
       event.preventDefault();
@@ -228,7 +267,7 @@ export function renderGrid(store, el, { showLarge = true } = {}) {
     } else if (event.key === "Enter" || event.key === " ") {
       event.preventDefault();
       const head = +c.dataset.head;
-      const prompt = store.thumbnailPrompts()[+c.dataset.thumb];
+      const prompt = c.dataset.thumb === TEXT_COLUMN ? TEXT_PROMPT : store.thumbnailPrompts()[+c.dataset.thumb];
       if (store.get("focus_prompt") !== prompt) store.set({ focus_prompt: prompt });
       store.select(head, { toggle: event.shiftKey });
     }
@@ -237,7 +276,7 @@ export function renderGrid(store, el, { showLarge = true } = {}) {
   const schedule = coalesce(refresh);
   store.on(
     ["selected_head", "selection", "grid_rows", "grid_model", "grid_layer", "grid_heads", "grid_prompts", "cell_size",
-      "color_scale", "scale_exponent", "colormap", "focus_prompt"],
+      "color_scale", "scale_exponent", "colormap", "focus_prompt", "text_patterns"],
     schedule,
   );
   refresh();

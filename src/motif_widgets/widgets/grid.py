@@ -15,6 +15,8 @@ from .base import AtlasWidget, ThumbnailTraits, _as_head_list, _option, check_pa
 from .traits import AnyButNone, Enum, Int, Unicode, refuses_bad_values
 
 GRID_ROWS = ("auto", "layer", "selection", "heads")
+#: focus_prompt of the user's own text (HeadExplorer.run_text).
+TEXT_PROMPT = "@text"
 
 
 class GridTraits(ThumbnailTraits):
@@ -61,7 +63,7 @@ class GridTraits(ThumbnailTraits):
     def _validate_grid_prompts(self, proposal):
         value = proposal["value"] or []
         value = [value] if isinstance(value, str) else [str(p) for p in value]
-        kept = [self._atlas.prompt_ids[int(k)] for k in self._atlas.data.thumbnail_prompts]
+        kept = list(self.thumbnail_prompts)  # what this view shipped (may be fewer than the atlas keeps)
         missing = [p for p in value if p not in kept]
         if missing:
             raise ValueError(f"prompts {missing[:5]} have no kept thumbnails; choose among {kept}")
@@ -71,9 +73,9 @@ class GridTraits(ThumbnailTraits):
     @refuses_bad_values
     def _validate_focus_prompt(self, proposal):
         value = proposal["value"]
-        kept = [self._atlas.prompt_ids[int(k)] for k in self._atlas.data.thumbnail_prompts]
-        if value and value not in kept:
-            raise ValueError(f"focus_prompt {value!r} has no kept thumbnail; choose among {kept}")
+        ids = self._atlas.prompt_ids
+        if value and value != TEXT_PROMPT and value not in ids:
+            raise ValueError(f"focus_prompt {value!r} is not a prompt of the atlas; choose among {ids[:8]}...")
         return value
 
     def show_heads(self, heads) -> None:
