@@ -117,9 +117,10 @@ def _narrow_int(arr: np.ndarray) -> np.ndarray | None:
     return None
 
 
-def _cut_thumbnails(state: dict, max_bytes: float = EXPORT_THUMBNAIL_BYTES) -> None:
+def _cut_thumbnails(state: dict, max_bytes: float | None = None) -> None:
     """Cut the state's thumbnails (and their prompt ids, tokens, lengths) to fit `max_bytes`
-    as uint8 (_packing.thumbnail_plan), in place."""
+    (default EXPORT_THUMBNAIL_BYTES) as uint8 (_packing.thumbnail_plan), in place."""
+    max_bytes = EXPORT_THUMBNAIL_BYTES if max_bytes is None else max_bytes
     value = state.get("thumbnails")
     if not (isinstance(value, dict) and "shape" in value):
         return
