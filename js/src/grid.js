@@ -24,12 +24,68 @@ export function gridRows(store) {
     return sel.length ? sel : focus >= 0 ? [focus] : [];
   }
   if (mode === "heads") return (store.get("grid_heads") || []).map((id) => store.headIndex(id)).filter((i) => i >= 0);
+  if (mode === "filter") return filteredHeads(store, store.get("grid_filter") || {});
   if (mode === "layer") {
     const m = Math.max(0, t.modelNames.indexOf(store.get("grid_model")));
     return store.layerHeads(m, store.get("grid_layer") || 0);
   }
   const focus = store.selectedIndex();
   return focus >= 0 ? store.layerHeads(t.model[focus], t.layer[focus]) : store.layerHeads(0, 0);
+}
+
+/**
+ * Heads that pass a grid_filter {layers: [first, last], score, min_score, family} (each
+ * optional), strongest score first (head order among equals): grid.filtered_heads in Python.
+ */
+export function filteredHeads(store, spec) {
+  const t = store.heads();
+  const s = spec.score ? store.scoreNames().indexOf(spec.score) : -1;
+  const clusters = store.clusters();
+  const out = [];
+  for (let h = 0; h < t.count; h++) {
+    if (spec.layers && (t.layer[h] < spec.layers[0] || t.layer[h] > spec.layers[1])) continue;
+    if (s >= 0 && !(store.score(h, s) >= Math.fround(spec.min_score ?? 0))) continue;
+    if (spec.family && clusters && store.clusterName(clusters[h]) !== spec.family) continue;
+    out.push(h);
+  }
+  if (s >= 0) out.sort((a, b) => store.score(b, s) - store.score(a, s) || a - b);
+  return out;
+}
+
+/** The filter's controls: layer range, score with its minimum, family. */
+function filterControls(store) {
+  const spec = store.get("grid_filter") || {};
+  const t = store.heads();
+  const nLayers = Math.max(1, ...t.modelLayers);
+  const set = (changes) => {
+    const next = { ...spec, ...changes };
+    for (const k of Object.keys(next)) if (next[k] == null || next[k] === "") delete next[k];
+    store.set({ grid_filter: next });
+  };
+  const layers = spec.layers || [0, nLayers - 1];
+  const layerBox = (i) => h("input", {
+    class: "mw-input mw-filter-layer", type: "number", min: 0, max: nLayers - 1, value: String(layers[i]),
+    "aria-label": i ? "last layer" : "first layer", style: { width: "52px" },
+    onchange: (e) => {
+      const v = Math.max(0, Math.min(nLayers - 1, Math.round(+e.target.value || 0)));
+      const next = [...layers];
+      next[i] = v;
+      if (next[0] > next[1]) next[1 - i] = v;
+      set({ layers: next });
+    },
+  });
+  const families = [...new Set(store.get("cluster_names") || [])];
+  return h("span", { class: "mw-row mw-filter" },
+    h("span", { class: "mw-label" }, "layers"), layerBox(0), "–", layerBox(1),
+    selectBox([["", "any score"], ...store.scoreNames().map((n) => [n, n.replace(/_/g, " ")])], spec.score || "",
+      (v) => set({ score: v || null, min_score: v ? spec.min_score ?? 0.3 : null }), { "aria-label": "filter score" }),
+    spec.score ? h("input", {
+      class: "mw-input mw-filter-min", type: "number", step: 0.05, min: 0, max: 1, value: String(spec.min_score ?? 0),
+      "aria-label": "minimum score", style: { width: "60px" }, onchange: (e) => set({ min_score: +e.target.value || 0 }),
+    }) : "",
+    families.length ? selectBox([["", "any family"], ...families.map((f) => [f, f])], spec.family || "",
+      (v) => set({ family: v || null }), { "aria-label": "filter family" }) : "",
+  );
 }
 
 /** Thumbnail slots shown as columns (grid_prompts; empty = up to MAX_COLUMNS spread evenly). */
@@ -56,6 +112,7 @@ function rowsOptions(store) {
     }
   });
   opts.push(["selection", "the selection"]);
+  opts.push(["filter", "filter: layers, score, family"]);
   if ((store.get("grid_heads") || []).length) opts.push(["heads", "chosen heads"]);
   return opts;
 }
@@ -99,6 +156,7 @@ export function renderGrid(store, el, { showLarge = true } = {}) {
           store.set({ grid_rows: "layer", grid_model: store.heads().modelNames[+m], grid_layer: +l });
         } else store.set({ grid_rows: v });
       }, { "aria-label": "grid rows", class: "mw-select mw-grid-rows" }),
+      store.get("grid_rows") === "filter" ? filterControls(store) : "",
       h("span", { class: "mw-label" }, "Scale"),
       selectBox([["relative", "relative (per pattern)"], ["linear", "linear"], ["power", `power ${store.get("scale_exponent") ?? 0.5}`], ["log", "log"]],
         kind, (v) => store.set({ color_scale: v }), { "aria-label": "colour scale", title: meaning }),
@@ -196,7 +254,7 @@ export function renderGrid(store, el, { showLarge = true } = {}) {
     const text = store.text();
     const key = JSON.stringify([gridRows(store), gridColumns(store), store.get("cell_size"), store.get("color_scale"),
       store.get("scale_exponent"), store.get("colormap"), text ? [text.text, text.n] : null]);
-    const ck = JSON.stringify([rowsValue(store), (store.get("grid_heads") || []).length, store.get("color_scale"),
+    const ck = JSON.stringify([rowsValue(store), (store.get("grid_heads") || []).length, store.get("grid_filter"), store.get("color_scale"),
       store.get("scale_exponent"), store.get("colormap")]);
     if (ck !== controlsKey) {
       controlsKey = ck;
@@ -275,7 +333,7 @@ export function renderGrid(store, el, { showLarge = true } = {}) {
 
   const schedule = coalesce(refresh);
   store.on(
-    ["selected_head", "selection", "grid_rows", "grid_model", "grid_layer", "grid_heads", "grid_prompts", "cell_size",
+    ["selected_head", "selection", "grid_rows", "grid_model", "grid_layer", "grid_heads", "grid_filter", "grid_prompts", "cell_size",
       "color_scale", "scale_exponent", "colormap", "focus_prompt", "text_patterns"],
     schedule,
   );
