@@ -6,7 +6,7 @@
 import { CATEGORICAL, MISSING_COLOR, colormapLut, gradientCss, hexToRgb } from "./colors.js";
 import { DEFAULT_CAMERA, PointCloudRenderer } from "./scatter_gl.js";
 import { coalesce, formatNumber, scoreLabel, statLabel } from "./store.js";
-import { h, localPoint, selectBox, tooltip } from "./dom.js";
+import { downloadPng, h, localPoint, selectBox, tooltip } from "./dom.js";
 
 const SELECTION_RING = [0.96, 0.55, 0.1];
 /** Pattern mode: the lasso selects a head when at least this share of its points lie inside. */
@@ -74,6 +74,7 @@ export function pointColors(store, points, colorBy) {
       rgba,
       legend: { kind: "categories", items: t.modelNames.map((name, m) => [name, CATEGORICAL[m % CATEGORICAL.length]]) },
       valueOf: (i) => `model ${t.modelNames[t.model[headOf(i)]]}`,
+      categoryOf: (i) => t.modelNames[t.model[headOf(i)]],
     };
   }
   if (colorBy === "cluster" && store.clusters()) {
@@ -83,7 +84,8 @@ export function pointColors(store, points, colorBy) {
     for (let i = 0; i < count; i++) put(i, category(clusters[headOf(i)] - 1));
     const items = [];
     for (let c = 1; c <= max; c++) items.push([store.clusterName(c), CATEGORICAL[(c - 1) % CATEGORICAL.length]]);
-    return { rgba, legend: { kind: "categories", items }, valueOf: (i) => store.clusterName(clusters[headOf(i)]) };
+    const name = (i) => store.clusterName(clusters[headOf(i)]);
+    return { rgba, legend: { kind: "categories", items }, valueOf: name, categoryOf: name };
   }
   if (colorBy === "known_class") {
     const missing = hexToRgb(MISSING_COLOR);
@@ -106,6 +108,7 @@ export function pointColors(store, points, colorBy) {
         const c = store.knownClasses(headOf(i));
         return c.length ? c.join(", ") : "no known class";
       },
+      categoryOf: (i) => store.knownClasses(headOf(i))[0] || "no known class",
     };
   }
   const lut = colormapLut("viridis");
@@ -185,7 +188,8 @@ export function headScoreLine(store, head) {
     .join(" \u00b7 ");
 }
 
-function legendElement(legend) {
+/** The legend; categories toggle their points when `toggle` is given (hidden: labels off). */
+function legendElement(legend, hidden = [], toggle = null) {
   if (legend.kind === "ramp") {
     return h(
       "div",
@@ -200,7 +204,12 @@ function legendElement(legend) {
   return h(
     "div",
     { class: "mw-legend" },
-    items.map(([label, color]) => h("span", { class: "mw-legend-item" }, h("i", { style: { background: color } }), label)),
+    items.map(([label, color]) => h(toggle ? "button" : "span", {
+      class: `mw-legend-item${hidden.includes(label) ? " mw-legend-off" : ""}`,
+      title: toggle ? (hidden.includes(label) ? "click: show these points" : "click: hide these points") : null,
+      "aria-pressed": toggle ? String(!hidden.includes(label)) : null,
+      onclick: toggle ? () => toggle(label) : null,
+    }, h("i", { style: { background: color } }), label)),
     legend.items.length > items.length ? h("span", { class: "mw-small" }, `+${legend.items.length - items.length} more`) : "",
   );
 }
@@ -293,7 +302,8 @@ export function renderCloud(store, el, { height = 460 } = {}) {
       selectBox([["patterns", "patterns (PCA)"], ["heads", "heads (map)"]], store.get("cloud_mode") || "patterns",
         (v) => store.set({ cloud_mode: v }), { "aria-label": "cloud mode" }),
       h("span", { class: "mw-label" }, "Colour"),
-      selectBox(colorChoices(store), store.get("color_by") || "layer", (v) => store.set({ color_by: v }), { "aria-label": "colour by" }),
+      selectBox(colorChoices(store), store.get("color_by") || "layer",
+        (v) => store.set(store.get("hidden_categories") !== undefined ? { color_by: v, hidden_categories: [] } : { color_by: v }), { "aria-label": "colour by" }),
       h("button", {
         class: `mw-button${lassoMode ? " mw-active" : ""}`,
         title: points && points.mode === "patterns"
@@ -304,7 +314,13 @@ export function renderCloud(store, el, { height = 460 } = {}) {
           drawControls();
         },
       }, "lasso"),
-      h("button", { class: "mw-button", title: "reset the view", onclick: () => { renderer.setCamera({ ...DEFAULT_CAMERA }); requestRender(); } }, "reset"),
+      h("button", { class: "mw-button", title: "reset the view", onclick: () => { renderer.resetFocus(); renderer.setCamera({ ...DEFAULT_CAMERA }); requestRender(); } }, "reset"),
+      h("button", {
+        class: "mw-button mw-zoom-selection", title: "zoom to the selected heads' points", onclick: () => zoomToSelection(),
+      }, "zoom to selection"),
+      store.get("unselected") !== undefined ? selectBox([["fade", "fade others"], ["hide", "hide others"], ["show", "show others"]],
+        store.get("unselected") || "fade", (v) => store.set({ unselected: v }), { "aria-label": "unselected points", title: "what happens to the points of unselected heads" }) : "",
+      h("button", { class: "mw-button mw-png", title: "save the view as a PNG image", onclick: () => savePng() }, "PNG"),
       h("span", { class: "mw-small mw-count" }, `${points ? points.count.toLocaleString() : 0} points`),
     );
   }
@@ -318,14 +334,53 @@ export function renderCloud(store, el, { height = 460 } = {}) {
       sample = Infinity;
       colorKey = "";
     }
-    const ck = `${key}|${store.get("color_by")}`;
+    const hidden = store.get("hidden_categories") || [];
+    const ck = `${key}|${store.get("color_by")}|${JSON.stringify(hidden)}`;
     if (ck !== colorKey) {
       colorKey = ck;
       colors = pointColors(store, points, store.get("color_by") || "layer");
+      // hidden categories: alpha 0 (not drawn, not picked)
+      renderer.hidden = null;
+      if (colors.categoryOf && hidden.length) {
+        const off = new Set(hidden);
+        renderer.hidden = new Uint8Array(points.count);
+        for (let i = 0; i < points.count; i++) {
+          if (off.has(colors.categoryOf(i))) {
+            renderer.hidden[i] = 1;
+            colors.rgba[i * 4 + 3] = 0;
+          }
+        }
+      }
       renderer.setColors(colors.rgba);
-      legendHost.replaceChildren(legendElement(colors.legend));
+      const toggle = colors.categoryOf && store.get("hidden_categories") !== undefined
+        ? (label) => store.set({ hidden_categories: hidden.includes(label) ? hidden.filter((x) => x !== label) : [...hidden, label] })
+        : null;
+      legendHost.replaceChildren(legendElement(colors.legend, hidden, toggle));
     }
     renderer.pointSize = store.get("point_size") || (points.mode === "heads" ? 8 : points.count > 50000 ? 2.5 : points.count > 5000 ? 4 : 6);
+  }
+
+  function selectedPoints() {
+    const heads = store.selectionIndices();
+    const focus = store.selectedIndex();
+    if (focus >= 0 && !heads.includes(focus)) heads.push(focus);
+    const out = [];
+    for (const head of heads) for (let j = 0; j < points.perHead; j++) out.push(head * points.perHead + j);
+    return out;
+  }
+
+  function zoomToSelection() {
+    const chosen = selectedPoints();
+    if (!chosen.length) return;
+    renderer.focusOn(chosen);
+    hover = -1;
+    requestRender();
+  }
+
+  function savePng() {
+    renderer.render(); // the drawing buffer is only readable in the task that drew it
+    drawOverlay();
+    return downloadPng([canvas, overlay], "pattern-cloud.png");
   }
 
   function updateHighlights() {
@@ -341,7 +396,8 @@ export function renderCloud(store, el, { height = 460 } = {}) {
       { indices: expand(selection), ring: SELECTION_RING, grow: 1 },
       { indices: expand(focus >= 0 ? [focus] : []), ring: FOCUS_RING, grow: 2.5 },
     ]);
-    renderer.dim = focus >= 0 || selection.length ? 0.4 : 0;
+    const unselected = store.get("unselected") || "fade";
+    renderer.dim = focus >= 0 || selection.length ? { fade: 0.4, hide: 1, show: 0 }[unselected] ?? 0.4 : 0;
   }
 
   /** The theme's background (JupyterLab dark included) as the cloud's clear colour. */
@@ -581,7 +637,7 @@ export function renderCloud(store, el, { height = 460 } = {}) {
   };
 
   const schedule = coalesce(refresh);
-  store.on(["selected_head", "selection", "cloud_mode", "color_by", "point_size"], schedule);
+  store.on(["selected_head", "selection", "cloud_mode", "color_by", "point_size", "unselected", "hidden_categories"], schedule);
   refresh();
   return {
     refresh,

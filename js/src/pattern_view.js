@@ -9,7 +9,7 @@
 
 import { paintPattern } from "./heatmap.js";
 import { TEXT_PROMPT, formatNumber, showToken } from "./store.js";
-import { h, localPoint, selectBox, tooltip } from "./dom.js";
+import { downloadPng, h, localPoint, selectBox, tooltip } from "./dom.js";
 
 const LEFT = 92; // px for query labels
 const TOP = 74; // px for key labels
@@ -43,7 +43,11 @@ export function renderPatternView(store, el, { maxSide = 420 } = {}) {
   const tokenBox = h("div", { class: "mw-tokens", "aria-label": "prompt text" });
   const strip = h("div", { class: "mw-row mw-text-heads" });
   const textHost = h("div", { class: "mw-text-box" });
-  root.append(h("div", { class: "mw-row mw-pattern-head" }, title, promptBox), status, body,
+  const png = h("button", {
+    class: "mw-button mw-png", title: "save this pattern as a PNG image",
+    onclick: () => state && downloadPng([canvas], `${store.label(state.head)}-${state.prompt === TEXT_PROMPT ? "your-text" : state.prompt}.png`),
+  }, "PNG");
+  root.append(h("div", { class: "mw-row mw-pattern-head" }, title, promptBox, png), status, body,
     h("div", { class: "mw-token-panel" }, tokenMode, tokenBox), strip, textHost);
   el.appendChild(root);
 

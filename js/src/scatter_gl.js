@@ -27,6 +27,7 @@ uniform float u_round;
 out vec4 out_color;
 void main() {
   if (u_round > 0.5) {
+    if (v_color.a < 0.5) discard;  // hidden points (alpha 0)
     vec2 d = gl_PointCoord - vec2(0.5);
     float r2 = dot(d, d);
     if (r2 > 0.25) discard;
@@ -123,6 +124,7 @@ export class PointCloudRenderer {
     this.dim = 0; // 0..1: how far the base layer is washed towards the background
     this.background = [1, 1, 1]; // RGB 0..1: the page's (theme's) background
     this.highlights = []; // [{indices: Uint32Array, ring: [r, g, b], grow}]
+    this.hidden = null; // Uint8Array [N]: 1 = hidden (not drawn, not picked), or null
     this._projected = null;
     this._frame = 0;
     this._setAxes();
@@ -171,7 +173,9 @@ export class PointCloudRenderer {
     }
     if (!this.count) lo.fill(0), hi.fill(0);
     this.center = lo.map((v, c) => (v + hi[c]) / 2);
+    this.dataCenter = this.center.slice();
     const extent = Math.max(...hi.map((v, c) => v - lo[c]), 1e-12);
+    this.extent = extent;
     this.scale = 2 / extent;
     gl.bindBuffer(gl.ARRAY_BUFFER, this.points.position);
     gl.bufferData(gl.ARRAY_BUFFER, positions, gl.STATIC_DRAW);
@@ -192,6 +196,32 @@ export class PointCloudRenderer {
     gl.bufferData(gl.ELEMENT_ARRAY_BUFFER, order, gl.STATIC_DRAW);
     gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, null);
     this.fullFrameMs = null;
+    this._projected = null;
+    this.invalidate();
+  }
+
+  /** Centre the view on points `indices` and zoom so that they fill it (at most 20x, the camera's limit); returns the zoom. */
+  focusOn(indices) {
+    if (!indices.length) return this.camera.zoom;
+    const p = this.positions;
+    const lo = [Infinity, Infinity, Infinity];
+    const hi = [-Infinity, -Infinity, -Infinity];
+    for (const i of indices) {
+      for (let c = 0; c < 3; c++) {
+        const v = p[i * 3 + c];
+        if (v < lo[c]) lo[c] = v;
+        if (v > hi[c]) hi[c] = v;
+      }
+    }
+    this.center = lo.map((v, c) => (v + hi[c]) / 2);
+    const extent = Math.max(...hi.map((v, c) => v - lo[c]), this.extent / 20);
+    this.setCamera({ zoom: Math.min(20, Math.max(1, (0.8 * this.extent) / extent)) });
+    return this.camera.zoom;
+  }
+
+  /** Back to the whole cloud's centre (the camera is reset separately). */
+  resetFocus() {
+    if (this.dataCenter) this.center = this.dataCenter.slice();
     this._projected = null;
     this.invalidate();
   }
@@ -440,7 +470,7 @@ export class PointCloudRenderer {
       const dy = sy[i] - y;
       const d = dx * dx + dy * dy;
       if (d < bestD - 1e-6 || (d <= bestD + 1e-6 && depth[i] < bestZ)) {
-        if (depth[i] < -1 || depth[i] > 1) continue;
+        if (depth[i] < -1 || depth[i] > 1 || (this.hidden && this.hidden[i])) continue;
         best = i;
         bestD = d;
         bestZ = depth[i];
@@ -467,7 +497,7 @@ export class PointCloudRenderer {
     for (let i = 0; i < sx.length; i++) {
       const x = sx[i];
       const y = sy[i];
-      if (x < x0 || x > x1 || y < y0 || y > y1 || depth[i] < -1 || depth[i] > 1) continue;
+      if (x < x0 || x > x1 || y < y0 || y > y1 || depth[i] < -1 || depth[i] > 1 || (this.hidden && this.hidden[i])) continue;
       let isIn = false;
       for (let a = 0, b = polygon.length - 1; a < polygon.length; b = a++) {
         const [xa, ya] = polygon[a];

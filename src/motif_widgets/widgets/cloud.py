@@ -8,10 +8,11 @@ from ..atlas import Atlas
 from . import _packing
 from ._bundles import bundle_path
 from .base import AtlasWidget, _option
-from .traits import Enum, Float, NDArray, Unicode, refuses_bad_values
+from .traits import AnyButNone, Enum, Float, NDArray, Unicode, refuses_bad_values
 
 CLOUD_MODES = ("patterns", "heads")
 CATEGORY_COLORS = ("layer", "model", "cluster", "known_class")
+UNSELECTED = ("fade", "hide", "show")
 
 
 class CloudTraits(traitlets.HasTraits):
@@ -22,7 +23,9 @@ class CloudTraits(traitlets.HasTraits):
     "known_class", a head-type score name (per pattern in pattern mode) or a numeric
     head_stats column of an atlas with circuits (stat_names: "ov_copying", "effect", ...; per
     head). point_size: px
-    (0 = automatic).
+    (0 = automatic). unselected: with a selection, the other points "fade" (default), "hide"
+    or "show". hidden_categories: legend labels of a categorical colouring (model, cluster
+    family, known class) whose points are hidden (a click on a legend entry toggles it).
     """
 
     pattern_points = NDArray("float32", 2).tag(sync=True)  # [H * P, 3]
@@ -36,6 +39,22 @@ class CloudTraits(traitlets.HasTraits):
     cloud_mode = _option(Enum(CLOUD_MODES, "patterns"))
     color_by = _option(Unicode("layer"))
     point_size = _option(Float(0.0, min=0.0, max=40.0))  # px, 0 = automatic
+    unselected = _option(Enum(UNSELECTED, "fade"))
+    hidden_categories = _option(AnyButNone([], expected="a list of legend labels ([] = show all)"))
+
+    @traitlets.validate("hidden_categories")
+    @refuses_bad_values
+    def _validate_hidden_categories(self, proposal):
+        value = proposal["value"]
+        if isinstance(value, str) or not hasattr(value, "__iter__") or isinstance(value, dict):
+            raise ValueError(f"hidden_categories must be a list of legend labels, got {value!r}")
+        value = [str(v) for v in value]
+        return list(dict.fromkeys(value))
+
+    @traitlets.observe("color_by")
+    def _color_by_shows_all(self, change):
+        # legend labels belong to one colouring: a new one starts with every category shown
+        self.hidden_categories = []
 
     @traitlets.validate("color_by")
     @refuses_bad_values
