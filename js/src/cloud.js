@@ -42,6 +42,11 @@ export function cloudPoints(store) {
   };
 }
 
+/** Scores and circuit numbers: the size and opacity choices, [value, label]. */
+function numericChoices(store) {
+  return colorChoices(store).filter(([v]) => !["layer", "model", "cluster", "known_class"].includes(v));
+}
+
 /** Colour-by choices: [value, label]. */
 export function colorChoices(store) {
   const out = [["layer", "layer"], ["model", "model"]];
@@ -174,6 +179,34 @@ export function pointColors(store, points, colorBy) {
     legend: { kind: "ramp", low: "first layer", high: "last layer", label: null },
     valueOf: (i) => `layer ${t.layer[headOf(i)]}`,
   };
+}
+
+/**
+ * Per-point values of a head-type score (per pattern in pattern mode) or a head_stats column,
+ * scaled to 0..1 (NaN where unknown), or null for "" / an unknown name: the size and opacity
+ * encodings.
+ */
+export function encodingValues(store, points, name) {
+  if (!name) return null;
+  const { count, headOf } = points;
+  const values = new Float32Array(count);
+  const s = store.scoreNames().indexOf(name);
+  const st = store.statNames().indexOf(name);
+  if (s < 0 && st < 0) return null;
+  if (s >= 0) {
+    const S = store.scoreNames().length;
+    const perPattern = points.mode === "patterns" && store.get("pattern_scores") ? store.float32("pattern_scores") : null;
+    const heads = store.headScores();
+    for (let i = 0; i < count; i++) values[i] = perPattern ? perPattern[i * S + s] : heads[headOf(i) * S + s];
+  } else {
+    for (let i = 0; i < count; i++) values[i] = store.stat(headOf(i), st);
+  }
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of values) if (!Number.isNaN(v)) (lo = Math.min(lo, v)), (hi = Math.max(hi, v));
+  const span = hi > lo ? hi - lo : 1;
+  for (let i = 0; i < count; i++) values[i] = Number.isNaN(values[i]) ? NaN : (values[i] - lo) / span;
+  return values;
 }
 
 /** The head's head-type scores, strongest first, as one tooltip line. */
@@ -320,6 +353,12 @@ export function renderCloud(store, el, { height = 460 } = {}) {
       }, "zoom to selection"),
       store.get("unselected") !== undefined ? selectBox([["fade", "fade others"], ["hide", "hide others"], ["show", "show others"]],
         store.get("unselected") || "fade", (v) => store.set({ unselected: v }), { "aria-label": "unselected points", title: "what happens to the points of unselected heads" }) : "",
+      ...(store.get("size_by") !== undefined ? [
+        h("span", { class: "mw-label" }, "Size"),
+        selectBox([["", "\u2013"], ...numericChoices(store)], store.get("size_by") || "", (v) => store.set({ size_by: v }), { "aria-label": "size by" }),
+        h("span", { class: "mw-label" }, "Opacity"),
+        selectBox([["", "\u2013"], ...numericChoices(store)], store.get("opacity_by") || "", (v) => store.set({ opacity_by: v }), { "aria-label": "opacity by" }),
+      ] : []),
       h("button", { class: "mw-button mw-png", title: "save the view as a PNG image", onclick: () => savePng() }, "PNG"),
       h("span", { class: "mw-small mw-count" }, `${points ? points.count.toLocaleString() : 0} points`),
     );
@@ -335,7 +374,7 @@ export function renderCloud(store, el, { height = 460 } = {}) {
       colorKey = "";
     }
     const hidden = store.get("hidden_categories") || [];
-    const ck = `${key}|${store.get("color_by")}|${JSON.stringify(hidden)}`;
+    const ck = `${key}|${store.get("color_by")}|${JSON.stringify(hidden)}|${store.get("size_by")}|${store.get("opacity_by")}`;
     if (ck !== colorKey) {
       colorKey = ck;
       colors = pointColors(store, points, store.get("color_by") || "layer");
@@ -351,7 +390,24 @@ export function renderCloud(store, el, { height = 460 } = {}) {
           }
         }
       }
+      // opacity encoding: alpha 0.15 (lowest) .. 1 (highest); NaN: the lowest
+      const opacity = encodingValues(store, points, store.get("opacity_by"));
+      renderer.translucent = !!opacity;
+      if (opacity) {
+        for (let i = 0; i < points.count; i++) {
+          if (colors.rgba[i * 4 + 3] === 0) continue;
+          const v = Number.isNaN(opacity[i]) ? 0 : opacity[i];
+          colors.rgba[i * 4 + 3] = Math.round(255 * (0.15 + 0.85 * v));
+        }
+      }
       renderer.setColors(colors.rgba);
+      // size encoding: 0.5x (lowest) .. 2.5x (highest) the point size; NaN: 0.5x
+      const size = encodingValues(store, points, store.get("size_by"));
+      if (size) {
+        const factors = new Float32Array(points.count);
+        for (let i = 0; i < points.count; i++) factors[i] = 0.5 + 2 * (Number.isNaN(size[i]) ? 0 : size[i]);
+        renderer.setSizes(factors);
+      } else renderer.setSizes(null);
       const toggle = colors.categoryOf && store.get("hidden_categories") !== undefined
         ? (label) => store.set({ hidden_categories: hidden.includes(label) ? hidden.filter((x) => x !== label) : [...hidden, label] })
         : null;
@@ -637,7 +693,7 @@ export function renderCloud(store, el, { height = 460 } = {}) {
   };
 
   const schedule = coalesce(refresh);
-  store.on(["selected_head", "selection", "cloud_mode", "color_by", "point_size", "unselected", "hidden_categories"], schedule);
+  store.on(["selected_head", "selection", "cloud_mode", "color_by", "point_size", "unselected", "hidden_categories", "size_by", "opacity_by"], schedule);
   refresh();
   return {
     refresh,

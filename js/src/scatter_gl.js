@@ -10,13 +10,14 @@
 const VERTEX = `#version 300 es
 in vec3 a_position;
 in vec4 a_color;
+in float a_size;
 uniform mat4 u_matrix;
 uniform float u_size;
 uniform vec4 u_override;
 out vec4 v_color;
 void main() {
   gl_Position = u_matrix * vec4(a_position, 1.0);
-  gl_PointSize = u_size;
+  gl_PointSize = u_size * a_size;
   v_color = u_override.a > 0.0 ? u_override : a_color;
 }`;
 
@@ -27,11 +28,11 @@ uniform float u_round;
 out vec4 out_color;
 void main() {
   if (u_round > 0.5) {
-    if (v_color.a < 0.5) discard;  // hidden points (alpha 0)
+    if (v_color.a < 0.02) discard;  // hidden points (alpha 0)
     vec2 d = gl_PointCoord - vec2(0.5);
     float r2 = dot(d, d);
     if (r2 > 0.25) discard;
-    out_color = vec4(r2 > 0.14 ? v_color.rgb * 0.7 : v_color.rgb, 1.0);
+    out_color = vec4(r2 > 0.14 ? v_color.rgb * 0.7 : v_color.rgb, v_color.a);
   } else {
     out_color = v_color;
   }
@@ -107,8 +108,11 @@ export class PointCloudRenderer {
       size: gl.getUniformLocation(program, "u_size"),
       override: gl.getUniformLocation(program, "u_override"),
       round: gl.getUniformLocation(program, "u_round"),
+      size_attr: gl.getAttribLocation(program, "a_size"),
     };
     this.points = this._vertexArray();
+    this.sizes = gl.createBuffer(); // per-point size factors (setSizes), else 1
+    this.translucent = false; // per-point opacity in the colours' alpha (setColors)
     this.axes = this._vertexArray();
     this.screen = this._vertexArray(); // one triangle covering the viewport (the white wash)
     gl.bindBuffer(gl.ARRAY_BUFFER, this.screen.position);
@@ -142,6 +146,8 @@ export class PointCloudRenderer {
     gl.bindBuffer(gl.ARRAY_BUFFER, color);
     gl.enableVertexAttribArray(this.loc.color);
     gl.vertexAttribPointer(this.loc.color, 4, gl.UNSIGNED_BYTE, true, 0, 0);
+    gl.disableVertexAttribArray(this.loc.size_attr);
+    gl.vertexAttrib1f(this.loc.size_attr, 1);
     gl.bindVertexArray(null);
     return { vao, position, color };
   }
@@ -240,7 +246,25 @@ export class PointCloudRenderer {
     this._pointSize = px;
   }
 
-  /** colors: Uint8Array [N * 4] RGBA. */
+  /** Per-point size factors (Float32Array [N], 1 = pointSize) or null for one size. */
+  setSizes(factors) {
+    const gl = this.gl;
+    gl.bindVertexArray(this.points.vao);
+    if (factors) {
+      gl.bindBuffer(gl.ARRAY_BUFFER, this.sizes);
+      gl.bufferData(gl.ARRAY_BUFFER, factors, gl.DYNAMIC_DRAW);
+      gl.enableVertexAttribArray(this.loc.size_attr);
+      gl.vertexAttribPointer(this.loc.size_attr, 1, gl.FLOAT, false, 0, 0);
+    } else {
+      gl.disableVertexAttribArray(this.loc.size_attr);
+    }
+    gl.bindVertexArray(null);
+    gl.vertexAttrib1f(this.loc.size_attr, 1);
+    this.sizeFactors = factors;
+    this.invalidate();
+  }
+
+  /** colors: Uint8Array [N * 4] RGBA (alpha 0: hidden; below 255: translucent, when `translucent`). */
   setColors(colors) {
     const gl = this.gl;
     gl.bindBuffer(gl.ARRAY_BUFFER, this.points.color);
@@ -347,6 +371,12 @@ export class PointCloudRenderer {
     gl.bindVertexArray(this.axes.vao);
     gl.drawArrays(gl.LINES, 0, 6);
     gl.enable(gl.DEPTH_TEST);
+    if (this.translucent) {
+      // opacity encoding: blended, and no point hides another behind it
+      gl.enable(gl.BLEND);
+      gl.blendFunc(gl.SRC_ALPHA, gl.ONE_MINUS_SRC_ALPHA);
+      gl.depthMask(false);
+    }
     gl.uniformMatrix4fv(this.loc.matrix, false, this.matrix());
     gl.uniform1f(this.loc.round, 1);
     gl.uniform1f(this.loc.size, this.pointSize * dpr);
@@ -357,6 +387,8 @@ export class PointCloudRenderer {
     } else {
       gl.drawArrays(gl.POINTS, 0, this.count);
     }
+    gl.depthMask(true);
+    gl.disable(gl.BLEND);
     gl.disable(gl.DEPTH_TEST);
   }
 

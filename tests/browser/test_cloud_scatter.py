@@ -101,3 +101,33 @@ def test_zoom_to_selection_and_png(render, multi_atlas, artifacts):
     page.locator(".mw-cloud-view button", has_text="reset").click()
     assert cloud(page, "c.renderer.camera.zoom") == 1
     view.screenshot(artifacts, "fast_cloud_zoomed.png")
+
+
+def test_size_and_opacity_encodings(render, gpt2_like_atlas):
+    import numpy as np
+    import pytest
+
+    atlas = gpt2_like_atlas
+    explorer = HeadExplorer(atlas, cloud_mode="heads")
+    view = render(explorer, "explorer")
+    page = view.page
+    page.locator('select[aria-label="size by"]').select_option("previous_token")
+    assert view.sets("size_by") == ["previous_token"]
+    explorer.size_by = "previous_token"  # the kernel accepts it
+    page.wait_for_timeout(50)
+    factors = np.asarray(cloud(page, "Array.from(c.renderer.sizeFactors)"))
+    scores = atlas.head_scores()["previous_token"].to_numpy()
+    want = 0.5 + 2 * (scores - scores.min()) / (scores.max() - scores.min())
+    np.testing.assert_allclose(factors, want, atol=1e-4)  # head mode: one point per head
+    # opacity: the strongest head opaque, the weakest at 0.15, the others between
+    page.locator('select[aria-label="opacity by"]').select_option("induction")
+    page.wait_for_timeout(50)
+    assert cloud(page, "c.renderer.translucent") is True
+    assert page.evaluate(
+        "() => { const c = document.querySelector('.mw-cloud-canvas').mwCloud; c.renderNow(); return c.renderer.gl.getError(); }"
+    ) == 0
+    page.locator('select[aria-label="size by"]').select_option("")
+    page.wait_for_timeout(50)
+    assert cloud(page, "c.renderer.sizeFactors") is None
+    with pytest.raises(ValueError, match="size_by must be '' \\(none\\) or one of"):
+        explorer.size_by = "loudness"

@@ -26,6 +26,9 @@ class CloudTraits(traitlets.HasTraits):
     (0 = automatic). unselected: with a selection, the other points "fade" (default), "hide"
     or "show". hidden_categories: legend labels of a categorical colouring (model, cluster
     family, known class) whose points are hidden (a click on a legend entry toggles it).
+    size_by / opacity_by: a head-type score (per pattern in pattern mode) or head_stats column
+    that sets each point's size (0.5x to 2.5x point_size, lowest to highest) / opacity (0.15 to
+    1); "" = none.
     """
 
     pattern_points = NDArray("float32", 2).tag(sync=True)  # [H * P, 3]
@@ -40,7 +43,18 @@ class CloudTraits(traitlets.HasTraits):
     color_by = _option(Unicode("layer"))
     point_size = _option(Float(0.0, min=0.0, max=40.0))  # px, 0 = automatic
     unselected = _option(Enum(UNSELECTED, "fade"))
+    size_by = _option(Unicode(""))
+    opacity_by = _option(Unicode(""))
     hidden_categories = _option(AnyButNone([], expected="a list of legend labels ([] = show all)"))
+
+    @traitlets.validate("size_by", "opacity_by")
+    @refuses_bad_values
+    def _validate_encoding(self, proposal):
+        value = proposal["value"]
+        allowed = list(self._atlas.head_scores().columns) + list(self.stat_names)
+        if value and value not in allowed:
+            raise ValueError(f"{proposal['trait'].name} must be '' (none) or one of {allowed}, got {value!r}")
+        return value
 
     @traitlets.validate("hidden_categories")
     @refuses_bad_values
