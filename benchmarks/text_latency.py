@@ -2,7 +2,10 @@
 64-token text typed into the "your text" box, Run clicked, until the large view shows the
 selected head's pattern on the text (its "mw-text-shown" event).
 
-    python benchmarks/text_latency.py [--runs 5] [--tokens 64] [--atlas PATH]
+    python benchmarks/text_latency.py [--runs 5] [--tokens 64] [--atlas PATH] [--threads N]
+
+(The default atlas has 6 prompts: the page embeds the widget state as JSON, which a
+60-prompt atlas with thumbnails of every prompt makes too large for this harness to load.)
 
 The page is the explorer's bundle on the fake anywidget model of the browser tests
 (tests/browser/browser_support.py); WidgetPage.kernel stands in for the Jupyter comm: Python
@@ -52,7 +55,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--atlas", help="a saved SmolLM2 Atlas (Atlas.save); default: 6 default prompts, built here")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads for the kernel's forward passes (default: torch's)")
     args = parser.parse_args()
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     support = load_support()
     reason = support.chromium_missing_reason()
     if reason:
@@ -78,6 +86,8 @@ def main() -> None:
         browser = pw.chromium.launch(executable_path=str(support.CHROMIUM), args=support.CHROMIUM_ARGS, headless=True)
         context = browser.new_context(viewport={"width": 1300, "height": 1200})
         page = context.new_page()
+        page.errors = []  # WidgetPage checks the page's errors (as the browser tests' fixture records them)
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
         view = support.WidgetPage(page, explorer, "explorer")
         view.kernel()  # the large view's first full-pattern request
         page.evaluate("""() => document.addEventListener("mw-text-shown", () => { window.__shown = performance.now(); })""")
@@ -101,7 +111,7 @@ def main() -> None:
     print(f"your text ({statistics.median(r[0] for r in rows):.0f} tokens, SmolLM2, {len(explorer.head_ids)} heads' patterns): "
           f"click -> patterns shown median {total:.0f} ms (forward pass {forward:.0f} ms, messages + transfer + drawing "
           f"{total - forward:.0f} ms; {total / 1000:.2f}x the 1 s goal) over {len(rows)} runs; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+          f"torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":
