@@ -78,8 +78,9 @@ class HeadExplorer(GridTraits, CloudTraits, SimilarTraits, AtlasWidget):
     head's pattern on the text in the same views, with the text's tokens coloured by
     attention to / from the hovered token.
         selected_head, selection: the initial selection.
-        **options: view options: cloud_mode, color_by, point_size, top_k, neighbor_model,
-            similar_by, badge_threshold, n_thumbnails, grid_rows, grid_prompts, focus_prompt,
+        **options: view options: cloud_mode, color_by, point_size, unselected,
+            hidden_categories, size_by, opacity_by, top_k, neighbor_model, similar_by,
+            badge_threshold, n_thumbnails, grid_rows, grid_filter, grid_prompts, focus_prompt,
             cell_size, color_scale, scale_exponent, colormap, title.
 
     The head card shows the head's scores, family, known classes and, when the atlas has

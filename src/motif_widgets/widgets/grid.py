@@ -258,7 +258,7 @@ class PatternGrid(GridTraits, AtlasWidget):
     """Heads x prompts grid of attention-pattern heatmaps over an Atlas.
 
     Rows are heads (labelled ``L{l}H{h}``), columns the prompts whose thumbnails the atlas
-    kept (the first K = 64 tokens of each). Hover a heatmap for the query token, key token and
+    kept (the first K tokens of each: 32 by default, see Atlas.from_model). Hover a heatmap for the query token, key token and
     weight; click it to select its head (shift-click adds to the selection) and enlarge it,
     with token labels on both axes. Patterns cross to the browser as float16 (or uint8)
     buffers.
