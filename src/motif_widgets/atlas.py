@@ -21,7 +21,7 @@ import torch
 
 from ._checks import check_choice, check_int, checked_weights
 from .atlas_data import AtlasData, ModelInfo, heads_frame  # noqa: F401  (re-exported)
-from .collect import collect_from_model, collect_from_patterns, pattern_arrays
+from .collect import DEFAULT_THUMBNAIL_TOKENS, DEFAULT_THUMBNAILS, collect_from_model, collect_from_patterns, pattern_arrays
 from .detect import SCORE_NAMES, TOKEN_SCORES, known_classes
 from .distance import METRICS, nearest_heads
 from .evidence import CHANNELS, CIRCUIT_COLUMNS, EFFECT_COLUMNS, combined_distances, stat_distances
@@ -108,8 +108,8 @@ class Atlas:
         batch_size: int = 8,
         max_tokens: int | None = 128,
         prepend_bos: bool = True,
-        thumbnails: int | str | Sequence[str] = "all",
-        thumbnail_tokens: int = 32,
+        thumbnails: int | str | Sequence[str] = DEFAULT_THUMBNAILS,
+        thumbnail_tokens: int = DEFAULT_THUMBNAIL_TOKENS,
         dtype: torch.dtype = torch.float64,
         validate: bool = True,
         progress: bool = True,
@@ -181,8 +181,8 @@ class Atlas:
         has_bos: bool = False,
         feature_set: str = "motifs",
         extra_feature_sets: Sequence[str] = (),
-        thumbnails: int | str | Sequence[str] = "all",
-        thumbnail_tokens: int = 32,
+        thumbnails: int | str | Sequence[str] = DEFAULT_THUMBNAILS,
+        thumbnail_tokens: int = DEFAULT_THUMBNAIL_TOKENS,
         dtype: torch.dtype = torch.float64,
         validate: bool = True,
         **config,

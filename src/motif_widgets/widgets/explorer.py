@@ -68,6 +68,11 @@ class HeadExplorer(GridTraits, CloudTraits, SimilarTraits, AtlasWidget):
         ablate_prompts: how many of the atlas's prompts the card's ablations run on.
         thumbnail_budget_mb: most megabytes of thumbnails sent to the browser (the atlas's are
             cut to fewer tokens, then fewer prompts, to fit; see _packing.thumbnail_plan).
+        selected_head, selection: the initial selection.
+        **options: view options: cloud_mode, color_by, point_size, unselected,
+            hidden_categories, size_by, opacity_by, top_k, neighbor_model, similar_by,
+            badge_threshold, n_thumbnails, grid_rows, grid_filter, grid_prompts, focus_prompt,
+            cell_size, color_scale, scale_exponent, colormap, title.
 
     Every (head, prompt) point opens its own pattern: a click on a point of the cloud's
     pattern mode sets ``focus_prompt`` to that prompt, and the large view shows the head on
@@ -77,11 +82,6 @@ class HeadExplorer(GridTraits, CloudTraits, SimilarTraits, AtlasWidget):
     With a model, the "your text" box runs :meth:`run_text` (one forward pass) and shows every
     head's pattern on the text in the same views, with the text's tokens coloured by
     attention to / from the hovered token.
-        selected_head, selection: the initial selection.
-        **options: view options: cloud_mode, color_by, point_size, unselected,
-            hidden_categories, size_by, opacity_by, top_k, neighbor_model, similar_by,
-            badge_threshold, n_thumbnails, grid_rows, grid_filter, grid_prompts, focus_prompt,
-            cell_size, color_scale, scale_exponent, colormap, title.
 
     The head card shows the head's scores, family, known classes and, when the atlas has
     circuits (Atlas.add_circuits), its OV copying, strongest K-composition partner and
