@@ -138,7 +138,7 @@ def test_save_load_round_trip(toy_atlas, tmp_path):
 
 
 def test_thumbnails_are_pattern_corners(toy_model, toy_prompts):
-    atlas = Atlas.from_model(toy_model, toy_prompts, thumbnails=["probe-00", "rand-80"], progress=False)
+    atlas = Atlas.from_model(toy_model, toy_prompts, thumbnails=["probe-00", "rand-80"], thumbnail_tokens=64, progress=False)
     thumbs = atlas.thumbnails("L0H3")
     assert [t["prompt"] for t in thumbs] == ["probe-00", "rand-80"]
     probe = thumbs[0]["pattern"]
@@ -146,6 +146,17 @@ def test_thumbnails_are_pattern_corners(toy_model, toy_prompts):
     assert thumbs[1]["pattern"].shape == (64, 64)  # the first 64 tokens of an 81-token prompt
     with pytest.raises(ValueError, match="not among the prompts"):
         Atlas.from_model(toy_model, toy_prompts, thumbnails=["nope"], progress=False)
+    with pytest.raises(ValueError, match="thumbnail_tokens"):
+        Atlas.from_model(toy_model, toy_prompts, thumbnail_tokens=0, progress=False)
+
+
+def test_default_thumbnails_cover_every_prompt(toy_model, toy_prompts):
+    atlas = Atlas.from_model(toy_model, toy_prompts, progress=False)
+    assert [atlas.prompt_ids[k] for k in atlas.data.thumbnail_prompts] == atlas.prompt_ids
+    assert atlas.data.thumbnails.shape[-1] == 32
+    wide = Atlas.from_model(toy_model, toy_prompts, thumbnails=["rand-80"], thumbnail_tokens=64, progress=False)
+    corner = wide.thumbnails("L1H2")[0]["pattern"][:32, :32]
+    assert np.array_equal({t["prompt"]: t for t in atlas.thumbnails("L1H2")}["rand-80"]["pattern"], corner)
 
 
 def synthetic_per_prompt(rng, n_layers, n_heads, lengths, kinds):

@@ -6,7 +6,7 @@
 import { CATEGORICAL, MISSING_COLOR, colormapLut, gradientCss, hexToRgb } from "./colors.js";
 import { DEFAULT_CAMERA, PointCloudRenderer } from "./scatter_gl.js";
 import { coalesce, formatNumber, scoreLabel, statLabel } from "./store.js";
-import { h, localPoint, selectBox, tooltip } from "./dom.js";
+import { downloadPng, h, localPoint, selectBox, tooltip } from "./dom.js";
 
 const SELECTION_RING = [0.96, 0.55, 0.1];
 /** Pattern mode: the lasso selects a head when at least this share of its points lie inside. */
@@ -42,6 +42,11 @@ export function cloudPoints(store) {
   };
 }
 
+/** Scores and circuit numbers: the size and opacity choices, [value, label]. */
+function numericChoices(store) {
+  return colorChoices(store).filter(([v]) => !["layer", "model", "cluster", "known_class"].includes(v));
+}
+
 /** Colour-by choices: [value, label]. */
 export function colorChoices(store) {
   const out = [["layer", "layer"], ["model", "model"]];
@@ -74,6 +79,7 @@ export function pointColors(store, points, colorBy) {
       rgba,
       legend: { kind: "categories", items: t.modelNames.map((name, m) => [name, CATEGORICAL[m % CATEGORICAL.length]]) },
       valueOf: (i) => `model ${t.modelNames[t.model[headOf(i)]]}`,
+      categoryOf: (i) => t.modelNames[t.model[headOf(i)]],
     };
   }
   if (colorBy === "cluster" && store.clusters()) {
@@ -83,7 +89,8 @@ export function pointColors(store, points, colorBy) {
     for (let i = 0; i < count; i++) put(i, category(clusters[headOf(i)] - 1));
     const items = [];
     for (let c = 1; c <= max; c++) items.push([store.clusterName(c), CATEGORICAL[(c - 1) % CATEGORICAL.length]]);
-    return { rgba, legend: { kind: "categories", items }, valueOf: (i) => store.clusterName(clusters[headOf(i)]) };
+    const name = (i) => store.clusterName(clusters[headOf(i)]);
+    return { rgba, legend: { kind: "categories", items }, valueOf: name, categoryOf: name };
   }
   if (colorBy === "known_class") {
     const missing = hexToRgb(MISSING_COLOR);
@@ -106,6 +113,7 @@ export function pointColors(store, points, colorBy) {
         const c = store.knownClasses(headOf(i));
         return c.length ? c.join(", ") : "no known class";
       },
+      categoryOf: (i) => store.knownClasses(headOf(i))[0] || "no known class",
     };
   }
   const lut = colormapLut("viridis");
@@ -173,6 +181,34 @@ export function pointColors(store, points, colorBy) {
   };
 }
 
+/**
+ * Per-point values of a head-type score (per pattern in pattern mode) or a head_stats column,
+ * scaled to 0..1 (NaN where unknown), or null for "" / an unknown name: the size and opacity
+ * encodings.
+ */
+export function encodingValues(store, points, name) {
+  if (!name) return null;
+  const { count, headOf } = points;
+  const values = new Float32Array(count);
+  const s = store.scoreNames().indexOf(name);
+  const st = store.statNames().indexOf(name);
+  if (s < 0 && st < 0) return null;
+  if (s >= 0) {
+    const S = store.scoreNames().length;
+    const perPattern = points.mode === "patterns" && store.get("pattern_scores") ? store.float32("pattern_scores") : null;
+    const heads = store.headScores();
+    for (let i = 0; i < count; i++) values[i] = perPattern ? perPattern[i * S + s] : heads[headOf(i) * S + s];
+  } else {
+    for (let i = 0; i < count; i++) values[i] = store.stat(headOf(i), st);
+  }
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of values) if (!Number.isNaN(v)) (lo = Math.min(lo, v)), (hi = Math.max(hi, v));
+  const span = hi > lo ? hi - lo : 1;
+  for (let i = 0; i < count; i++) values[i] = Number.isNaN(values[i]) ? NaN : (values[i] - lo) / span;
+  return values;
+}
+
 /** The head's head-type scores, strongest first, as one tooltip line. */
 export function headScoreLine(store, head) {
   const names = store.scoreNames();
@@ -185,7 +221,8 @@ export function headScoreLine(store, head) {
     .join(" \u00b7 ");
 }
 
-function legendElement(legend) {
+/** The legend; categories toggle their points when `toggle` is given (hidden: labels off). */
+function legendElement(legend, hidden = [], toggle = null) {
   if (legend.kind === "ramp") {
     return h(
       "div",
@@ -200,7 +237,12 @@ function legendElement(legend) {
   return h(
     "div",
     { class: "mw-legend" },
-    items.map(([label, color]) => h("span", { class: "mw-legend-item" }, h("i", { style: { background: color } }), label)),
+    items.map(([label, color]) => h(toggle ? "button" : "span", {
+      class: `mw-legend-item${hidden.includes(label) ? " mw-legend-off" : ""}`,
+      title: toggle ? (hidden.includes(label) ? "click: show these points" : "click: hide these points") : null,
+      "aria-pressed": toggle ? String(!hidden.includes(label)) : null,
+      onclick: toggle ? () => toggle(label) : null,
+    }, h("i", { style: { background: color } }), label)),
     legend.items.length > items.length ? h("span", { class: "mw-small" }, `+${legend.items.length - items.length} more`) : "",
   );
 }
@@ -293,7 +335,8 @@ export function renderCloud(store, el, { height = 460 } = {}) {
       selectBox([["patterns", "patterns (PCA)"], ["heads", "heads (map)"]], store.get("cloud_mode") || "patterns",
         (v) => store.set({ cloud_mode: v }), { "aria-label": "cloud mode" }),
       h("span", { class: "mw-label" }, "Colour"),
-      selectBox(colorChoices(store), store.get("color_by") || "layer", (v) => store.set({ color_by: v }), { "aria-label": "colour by" }),
+      selectBox(colorChoices(store), store.get("color_by") || "layer",
+        (v) => store.set(store.get("hidden_categories") !== undefined ? { color_by: v, hidden_categories: [] } : { color_by: v }), { "aria-label": "colour by" }),
       h("button", {
         class: `mw-button${lassoMode ? " mw-active" : ""}`,
         title: points && points.mode === "patterns"
@@ -304,7 +347,19 @@ export function renderCloud(store, el, { height = 460 } = {}) {
           drawControls();
         },
       }, "lasso"),
-      h("button", { class: "mw-button", title: "reset the view", onclick: () => { renderer.setCamera({ ...DEFAULT_CAMERA }); requestRender(); } }, "reset"),
+      h("button", { class: "mw-button", title: "reset the view", onclick: () => { renderer.resetFocus(); renderer.setCamera({ ...DEFAULT_CAMERA }); requestRender(); } }, "reset"),
+      h("button", {
+        class: "mw-button mw-zoom-selection", title: "zoom to the selected heads' points", onclick: () => zoomToSelection(),
+      }, "zoom to selection"),
+      store.get("unselected") !== undefined ? selectBox([["fade", "fade others"], ["hide", "hide others"], ["show", "show others"]],
+        store.get("unselected") || "fade", (v) => store.set({ unselected: v }), { "aria-label": "unselected points", title: "what happens to the points of unselected heads" }) : "",
+      ...(store.get("size_by") !== undefined ? [
+        h("span", { class: "mw-label" }, "Size"),
+        selectBox([["", "\u2013"], ...numericChoices(store)], store.get("size_by") || "", (v) => store.set({ size_by: v }), { "aria-label": "size by" }),
+        h("span", { class: "mw-label" }, "Opacity"),
+        selectBox([["", "\u2013"], ...numericChoices(store)], store.get("opacity_by") || "", (v) => store.set({ opacity_by: v }), { "aria-label": "opacity by" }),
+      ] : []),
+      h("button", { class: "mw-button mw-png", title: "save the view as a PNG image", onclick: () => savePng() }, "PNG"),
       h("span", { class: "mw-small mw-count" }, `${points ? points.count.toLocaleString() : 0} points`),
     );
   }
@@ -318,14 +373,70 @@ export function renderCloud(store, el, { height = 460 } = {}) {
       sample = Infinity;
       colorKey = "";
     }
-    const ck = `${key}|${store.get("color_by")}`;
+    const hidden = store.get("hidden_categories") || [];
+    const ck = `${key}|${store.get("color_by")}|${JSON.stringify(hidden)}|${store.get("size_by")}|${store.get("opacity_by")}`;
     if (ck !== colorKey) {
       colorKey = ck;
       colors = pointColors(store, points, store.get("color_by") || "layer");
+      // hidden categories: alpha 0 (not drawn, not picked)
+      renderer.hidden = null;
+      if (colors.categoryOf && hidden.length) {
+        const off = new Set(hidden);
+        renderer.hidden = new Uint8Array(points.count);
+        for (let i = 0; i < points.count; i++) {
+          if (off.has(colors.categoryOf(i))) {
+            renderer.hidden[i] = 1;
+            colors.rgba[i * 4 + 3] = 0;
+          }
+        }
+      }
+      // opacity encoding: alpha 0.15 (lowest) .. 1 (highest); NaN: the lowest
+      const opacity = encodingValues(store, points, store.get("opacity_by"));
+      renderer.translucent = !!opacity;
+      if (opacity) {
+        for (let i = 0; i < points.count; i++) {
+          if (colors.rgba[i * 4 + 3] === 0) continue;
+          const v = Number.isNaN(opacity[i]) ? 0 : opacity[i];
+          colors.rgba[i * 4 + 3] = Math.round(255 * (0.15 + 0.85 * v));
+        }
+      }
       renderer.setColors(colors.rgba);
-      legendHost.replaceChildren(legendElement(colors.legend));
+      // size encoding: 0.5x (lowest) .. 2.5x (highest) the point size; NaN: 0.5x
+      const size = encodingValues(store, points, store.get("size_by"));
+      if (size) {
+        const factors = new Float32Array(points.count);
+        for (let i = 0; i < points.count; i++) factors[i] = 0.5 + 2 * (Number.isNaN(size[i]) ? 0 : size[i]);
+        renderer.setSizes(factors);
+      } else renderer.setSizes(null);
+      const toggle = colors.categoryOf && store.get("hidden_categories") !== undefined
+        ? (label) => store.set({ hidden_categories: hidden.includes(label) ? hidden.filter((x) => x !== label) : [...hidden, label] })
+        : null;
+      legendHost.replaceChildren(legendElement(colors.legend, hidden, toggle));
     }
     renderer.pointSize = store.get("point_size") || (points.mode === "heads" ? 8 : points.count > 50000 ? 2.5 : points.count > 5000 ? 4 : 6);
+  }
+
+  function selectedPoints() {
+    const heads = store.selectionIndices();
+    const focus = store.selectedIndex();
+    if (focus >= 0 && !heads.includes(focus)) heads.push(focus);
+    const out = [];
+    for (const head of heads) for (let j = 0; j < points.perHead; j++) out.push(head * points.perHead + j);
+    return out;
+  }
+
+  function zoomToSelection() {
+    const chosen = selectedPoints();
+    if (!chosen.length) return;
+    renderer.focusOn(chosen);
+    hover = -1;
+    requestRender();
+  }
+
+  function savePng() {
+    renderer.render(); // the drawing buffer is only readable in the task that drew it
+    drawOverlay();
+    return downloadPng([canvas, overlay], "pattern-cloud.png");
   }
 
   function updateHighlights() {
@@ -341,7 +452,8 @@ export function renderCloud(store, el, { height = 460 } = {}) {
       { indices: expand(selection), ring: SELECTION_RING, grow: 1 },
       { indices: expand(focus >= 0 ? [focus] : []), ring: FOCUS_RING, grow: 2.5 },
     ]);
-    renderer.dim = focus >= 0 || selection.length ? 0.4 : 0;
+    const unselected = store.get("unselected") || "fade";
+    renderer.dim = focus >= 0 || selection.length ? { fade: 0.4, hide: 1, show: 0 }[unselected] ?? 0.4 : 0;
   }
 
   /** The theme's background (JupyterLab dark included) as the cloud's clear colour. */
@@ -413,6 +525,7 @@ export function renderCloud(store, el, { height = 460 } = {}) {
       const p = points.promptOf(i);
       const kinds = store.get("prompt_kinds") || [];
       lines.push(`prompt ${(store.get("prompt_ids") || [])[p]}${kinds[p] ? ` (${kinds[p]})` : ""}`);
+      if (store.get("focus_prompt") !== undefined) lines.push(h("div", { class: "mw-small" }, "click: open this pattern"));
     }
     lines.push(colors.valueOf(i));
     lines.push(h("div", { class: "mw-tip-scores" }, headScoreLine(store, head)));
@@ -453,7 +566,15 @@ export function renderCloud(store, el, { height = 460 } = {}) {
     lasso = null;
     if (!d.moved) {
       const i = renderer.pick(x, y);
-      if (i >= 0) store.select(points.headOf(i), { toggle: event.shiftKey });
+      if (i >= 0) {
+        // a point of the pattern mode opens its own pattern: the large view follows its prompt
+        const p = points.promptOf(i);
+        const prompt = p >= 0 ? (store.get("prompt_ids") || [])[p] : undefined;
+        if (prompt !== undefined && store.get("focus_prompt") !== undefined && store.get("focus_prompt") !== prompt) {
+          store.set({ focus_prompt: prompt });
+        }
+        store.select(points.headOf(i), { toggle: event.shiftKey });
+      }
     } else if (d.lasso && polygon && polygon.length > 2) {
       store.selectMany(lassoHeads(points, renderer.inside(polygon)), { add: d.shift });
     }
@@ -552,6 +673,13 @@ export function renderCloud(store, el, { height = 460 } = {}) {
       }
       return null;
     },
+    /** CSS px of point i (a (head, prompt) point in pattern mode) when picking resolves to it, else null. */
+    pointOf(i) {
+      const { x, y } = renderer.projected();
+      const { width, height: hgt } = renderer.cssSize();
+      if (!(i >= 0 && i < points.count) || x[i] < 8 || y[i] < 8 || x[i] > width - 8 || y[i] > hgt - 8) return null;
+      return renderer.pick(x[i], y[i]) === i ? [x[i], y[i]] : null;
+    },
     renderNow() {
       renderer.render();
       drawOverlay();
@@ -565,7 +693,7 @@ export function renderCloud(store, el, { height = 460 } = {}) {
   };
 
   const schedule = coalesce(refresh);
-  store.on(["selected_head", "selection", "cloud_mode", "color_by", "point_size"], schedule);
+  store.on(["selected_head", "selection", "cloud_mode", "color_by", "point_size", "unselected", "hidden_categories", "size_by", "opacity_by"], schedule);
   refresh();
   return {
     refresh,

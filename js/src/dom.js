@@ -80,3 +80,20 @@ export function localPoint(event, el) {
   const r = el.getBoundingClientRect();
   return [event.clientX - r.left, event.clientY - r.top];
 }
+
+/** Save a canvas (or a composite of stacked canvases of one size) as a PNG download. */
+export function downloadPng(canvases, filename) {
+  const [first] = canvases;
+  const out = document.createElement("canvas");
+  out.width = first.width;
+  out.height = first.height;
+  const ctx = out.getContext("2d");
+  for (const c of canvases) ctx.drawImage(c, 0, 0, out.width, out.height);
+  const a = document.createElement("a");
+  a.download = filename;
+  a.href = out.toDataURL("image/png");
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  return a.href.length;
+}

@@ -3,12 +3,16 @@
 // single-pattern view of the selected head.
 
 import { gradientCss, scaleLegend } from "./colors.js";
-import { cellAt, colorSettings, patternCanvas } from "./heatmap.js";
+import { cellAt, colorSettings, paintPattern, patternCanvas } from "./heatmap.js";
 import { renderPatternView } from "./pattern_view.js";
-import { coalesce, formatNumber, showToken } from "./store.js";
+import { TEXT_PROMPT, coalesce, formatNumber, showToken } from "./store.js";
 import { h, localPoint, selectBox, tooltip } from "./dom.js";
 
 export const MAX_ROWS = 48;
+/** Columns shown when grid_prompts does not choose them (spread evenly over the kept prompts). */
+export const MAX_COLUMNS = 16;
+/** Column of the user's text (dataset.thumb of its heatmaps). */
+const TEXT_COLUMN = "text";
 
 /** Head indices of the grid rows, from grid_rows: auto | layer | selection | heads. */
 export function gridRows(store) {
@@ -20,6 +24,7 @@ export function gridRows(store) {
     return sel.length ? sel : focus >= 0 ? [focus] : [];
   }
   if (mode === "heads") return (store.get("grid_heads") || []).map((id) => store.headIndex(id)).filter((i) => i >= 0);
+  if (mode === "filter") return filteredHeads(store, store.get("grid_filter") || {});
   if (mode === "layer") {
     const m = Math.max(0, t.modelNames.indexOf(store.get("grid_model")));
     return store.layerHeads(m, store.get("grid_layer") || 0);
@@ -28,12 +33,74 @@ export function gridRows(store) {
   return focus >= 0 ? store.layerHeads(t.model[focus], t.layer[focus]) : store.layerHeads(0, 0);
 }
 
-/** Thumbnail slots shown as columns (grid_prompts; empty = all). */
+/**
+ * Heads that pass a grid_filter {layers: [first, last], score, min_score, family} (each
+ * optional), strongest score first (head order among equals): grid.filtered_heads in Python.
+ */
+export function filteredHeads(store, spec) {
+  const t = store.heads();
+  const s = spec.score ? store.scoreNames().indexOf(spec.score) : -1;
+  const clusters = store.clusters();
+  const out = [];
+  for (let h = 0; h < t.count; h++) {
+    if (spec.layers && (t.layer[h] < spec.layers[0] || t.layer[h] > spec.layers[1])) continue;
+    if (s >= 0 && !(store.score(h, s) >= Math.fround(spec.min_score ?? 0))) continue;
+    if (spec.family && clusters && store.clusterName(clusters[h]) !== spec.family) continue;
+    out.push(h);
+  }
+  if (s >= 0) out.sort((a, b) => store.score(b, s) - store.score(a, s) || a - b);
+  return out;
+}
+
+/** The filter's controls: layer range, score with its minimum, family. */
+function filterControls(store) {
+  const spec = store.get("grid_filter") || {};
+  const t = store.heads();
+  const nLayers = Math.max(1, ...t.modelLayers);
+  const set = (changes) => {
+    const next = { ...spec, ...changes };
+    for (const k of Object.keys(next)) if (next[k] == null || next[k] === "") delete next[k];
+    store.set({ grid_filter: next });
+  };
+  const layers = spec.layers || [0, nLayers - 1];
+  const layerBox = (i) => h("input", {
+    class: "mw-input mw-filter-layer", type: "number", min: 0, max: nLayers - 1, value: String(layers[i]),
+    "aria-label": i ? "last layer" : "first layer", style: { width: "52px" },
+    onchange: (e) => {
+      const v = Math.max(0, Math.min(nLayers - 1, Math.round(+e.target.value || 0)));
+      const next = [...layers];
+      next[i] = v;
+      if (next[0] > next[1]) next[1 - i] = v;
+      set({ layers: next });
+    },
+  });
+  const families = [...new Set(store.get("cluster_names") || [])];
+  return h("span", { class: "mw-row mw-filter" },
+    h("span", { class: "mw-label" }, "layers"), layerBox(0), "–", layerBox(1),
+    selectBox([["", "any score"], ...store.scoreNames().map((n) => [n, n.replace(/_/g, " ")])], spec.score || "",
+      (v) => set({ score: v || null, min_score: v ? spec.min_score ?? 0.3 : null }), { "aria-label": "filter score" }),
+    spec.score ? h("input", {
+      class: "mw-input mw-filter-min", type: "number", step: 0.05, min: 0, max: 1, value: String(spec.min_score ?? 0),
+      "aria-label": "minimum score", style: { width: "60px" }, onchange: (e) => set({ min_score: +e.target.value || 0 }),
+    }) : "",
+    families.length ? selectBox([["", "any family"], ...families.map((f) => [f, f])], spec.family || "",
+      (v) => set({ family: v || null }), { "aria-label": "filter family" }) : "",
+  );
+}
+
+/** Thumbnail slots shown as columns (grid_prompts; empty = up to MAX_COLUMNS spread evenly). */
 export function gridColumns(store) {
   const all = store.thumbnailPrompts();
   const wanted = store.get("grid_prompts") || [];
-  if (!wanted.length) return all.map((_, t) => t);
-  return wanted.map((p) => all.indexOf(p)).filter((t) => t >= 0);
+  if (wanted.length) return wanted.map((p) => all.indexOf(p)).filter((t) => t >= 0);
+  if (all.length <= MAX_COLUMNS) return all.map((_, t) => t);
+  return [...new Set(Array.from({ length: MAX_COLUMNS }, (_, i) => Math.round((i * (all.length - 1)) / (MAX_COLUMNS - 1))))];
+}
+
+/** Columns with the user's text first when the model has run on it. */
+function shownColumns(store) {
+  const cols = gridColumns(store);
+  return store.text() ? [TEXT_COLUMN, ...cols] : cols;
 }
 
 function rowsOptions(store) {
@@ -45,6 +112,7 @@ function rowsOptions(store) {
     }
   });
   opts.push(["selection", "the selection"]);
+  opts.push(["filter", "filter: layers, score, family"]);
   if ((store.get("grid_heads") || []).length) opts.push(["heads", "chosen heads"]);
   return opts;
 }
@@ -88,6 +156,7 @@ export function renderGrid(store, el, { showLarge = true } = {}) {
           store.set({ grid_rows: "layer", grid_model: store.heads().modelNames[+m], grid_layer: +l });
         } else store.set({ grid_rows: v });
       }, { "aria-label": "grid rows", class: "mw-select mw-grid-rows" }),
+      store.get("grid_rows") === "filter" ? filterControls(store) : "",
       h("span", { class: "mw-label" }, "Scale"),
       selectBox([["relative", "relative (per pattern)"], ["linear", "linear"], ["power", `power ${store.get("scale_exponent") ?? 0.5}`], ["log", "log"]],
         kind, (v) => store.set({ color_scale: v }), { "aria-label": "colour scale", title: meaning }),
@@ -102,14 +171,18 @@ export function renderGrid(store, el, { showLarge = true } = {}) {
 
   function drawGrid() {
     const rows = gridRows(store);
-    const cols = gridColumns(store);
+    const cols = shownColumns(store);
     const prompts = store.thumbnailPrompts();
     const size = store.get("cell_size") || 64;
     const colors = colorSettings(store);
     const shown = rows.slice(0, MAX_ROWS);
     table.style.gridTemplateColumns = `auto repeat(${cols.length}, ${size}px)`;
     const children = [h("div", { class: "mw-grid-corner" }, rows.length ? "" : "no heads")];
-    for (const t of cols) children.push(h("div", { class: "mw-grid-colhead", title: prompts[t] }, prompts[t]));
+    for (const t of cols) {
+      children.push(t === TEXT_COLUMN
+        ? h("div", { class: "mw-grid-colhead mw-text-col", title: store.text().text }, "your text")
+        : h("div", { class: "mw-grid-colhead", title: prompts[t] }, prompts[t]));
+    }
     rowEls = new Map();
     cellEls = [];
     for (const head of shown) {
@@ -127,9 +200,11 @@ export function renderGrid(store, el, { showLarge = true } = {}) {
       rowEls.set(head, label);
       children.push(label);
       for (const t of cols) {
-        const canvas = patternCanvas(store, head, t, size, colors, "mw-heatmap", canvasPool[cellEls.length]);
+        const canvas = t === TEXT_COLUMN
+          ? textCanvas(head, size, colors, canvasPool[cellEls.length])
+          : patternCanvas(store, head, t, size, colors, "mw-heatmap", canvasPool[cellEls.length]);
         canvas.tabIndex = 0;
-        canvas.setAttribute("aria-label", `${store.longLabel(head)} on ${prompts[t]}: Enter selects, arrow keys move`);
+        canvas.setAttribute("aria-label", `${store.longLabel(head)} on ${t === TEXT_COLUMN ? "your text" : prompts[t]}: Enter selects, arrow keys move`);
         canvasPool[cellEls.length] = canvas;
         cellEls.push(canvas);
         children.push(canvas);
@@ -142,8 +217,27 @@ export function renderGrid(store, el, { showLarge = true } = {}) {
       const again = cellEls.find((c) => +c.dataset.head === focused[0] && +c.dataset.thumb === focused[1]) || cellEls[0];
       if (again) again.focus({ preventScroll: true });
     }
-    note.textContent = rows.length > MAX_ROWS ? `showing ${MAX_ROWS} of ${rows.length} heads` : "";
+    const nCols = gridColumns(store).length;
+    const nAll = prompts.length;
+    note.textContent = [
+      rows.length > MAX_ROWS ? `showing ${MAX_ROWS} of ${rows.length} heads` : "",
+      nCols < nAll ? `${nCols} of ${nAll} prompts as columns (grid_prompts / show_prompts choose; the large view opens any prompt)` : "",
+    ].filter(Boolean).join("; ");
     markSelection();
+  }
+
+  /** A heatmap of head `head` on the user's text (blank when the head is another model's). */
+  function textCanvas(head, size, colors, reuse) {
+    const canvas = reuse || document.createElement("canvas");
+    canvas.className = "mw-heatmap";
+    canvas.style.width = `${size}px`;
+    canvas.style.height = `${size}px`;
+    const s = store.patternFor(head, TEXT_PROMPT);
+    if (s.values) paintPattern(canvas, s.values, s.size, colors);
+    else canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+    canvas.dataset.head = String(head);
+    canvas.dataset.thumb = TEXT_COLUMN;
+    return canvas;
   }
 
   function markSelection() {
@@ -157,9 +251,10 @@ export function renderGrid(store, el, { showLarge = true } = {}) {
   }
 
   function refresh() {
+    const text = store.text();
     const key = JSON.stringify([gridRows(store), gridColumns(store), store.get("cell_size"), store.get("color_scale"),
-      store.get("scale_exponent"), store.get("colormap")]);
-    const ck = JSON.stringify([rowsValue(store), (store.get("grid_heads") || []).length, store.get("color_scale"),
+      store.get("scale_exponent"), store.get("colormap"), text ? [text.text, text.n] : null]);
+    const ck = JSON.stringify([rowsValue(store), (store.get("grid_heads") || []).length, store.get("grid_filter"), store.get("color_scale"),
       store.get("scale_exponent"), store.get("colormap")]);
     if (ck !== controlsKey) {
       controlsKey = ck;
@@ -184,21 +279,23 @@ export function renderGrid(store, el, { showLarge = true } = {}) {
     const c = event.target;
     if (!(c instanceof HTMLCanvasElement) || c.dataset.head === undefined) return null;
     const head = +c.dataset.head;
-    const t = +c.dataset.thumb;
-    const m = store.patternSize(head, t);
+    const t = c.dataset.thumb === TEXT_COLUMN ? TEXT_COLUMN : +c.dataset.thumb;
+    const prompt = t === TEXT_COLUMN ? TEXT_PROMPT : store.thumbnailPrompts()[t];
+    const pat = t === TEXT_COLUMN ? store.patternFor(head, TEXT_PROMPT) : null;
+    const m = pat ? pat.size : store.patternSize(head, t);
     const [x, y] = localPoint(event, c);
-    const cell = cellAt(x, y, c.getBoundingClientRect().width, m);
-    return { head, t, cell, m };
+    const cell = m ? cellAt(x, y, c.getBoundingClientRect().width, m) : null;
+    return { head, t, cell, m, prompt, pat };
   }
   table.addEventListener("mousemove", (event) => {
     const hit = cellEvent(event);
     if (!hit || !hit.cell) return tip.hide();
     const [q, k] = hit.cell;
-    const { values } = store.pattern(hit.head, hit.t);
-    const tokens = store.tokens(hit.head, hit.t);
+    const { values } = hit.pat || store.pattern(hit.head, hit.t);
+    const tokens = hit.pat ? hit.pat.tokens : store.tokens(hit.head, hit.t);
     const [x, y] = localPoint(event, root);
     tip.show(x, y, [
-      h("div", { class: "mw-tip-title" }, `${store.longLabel(hit.head)} \u00b7 ${store.thumbnailPrompts()[hit.t]}`),
+      h("div", { class: "mw-tip-title" }, `${store.longLabel(hit.head)} \u00b7 ${hit.t === TEXT_COLUMN ? "your text" : hit.prompt}`),
       `query ${q} \u201c${showToken(tokens[q])}\u201d`,
       `key ${k} \u201c${showToken(tokens[k])}\u201d`,
       `weight ${formatNumber(values[q * hit.m + k], 4)}`,
@@ -208,7 +305,7 @@ export function renderGrid(store, el, { showLarge = true } = {}) {
   table.addEventListener("click", (event) => {
     const hit = cellEvent(event);
     if (!hit) return;
-    const prompt = store.thumbnailPrompts()[hit.t];
+    const prompt = hit.prompt;
     if (store.get("focus_prompt") !== prompt) store.set({ focus_prompt: prompt });
     store.select(hit.head, { toggle: event.shiftKey });
   });
@@ -219,7 +316,7 @@ export function renderGrid(store, el, { showLarge = true } = {}) {
     const c = event.target;
     if (!(c instanceof HTMLCanvasElement) || c.dataset.head === undefined) return;
     const i = cellEls.indexOf(c);
-    const width = gridColumns(store).length || 1;
+    const width = shownColumns(store).length || 1;
     const moves = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: width, ArrowUp: -width };
     if (event.key in moves) {
       event.preventDefault();
@@ -228,7 +325,7 @@ export function renderGrid(store, el, { showLarge = true } = {}) {
     } else if (event.key === "Enter" || event.key === " ") {
       event.preventDefault();
       const head = +c.dataset.head;
-      const prompt = store.thumbnailPrompts()[+c.dataset.thumb];
+      const prompt = c.dataset.thumb === TEXT_COLUMN ? TEXT_PROMPT : store.thumbnailPrompts()[+c.dataset.thumb];
       if (store.get("focus_prompt") !== prompt) store.set({ focus_prompt: prompt });
       store.select(head, { toggle: event.shiftKey });
     }
@@ -236,8 +333,8 @@ export function renderGrid(store, el, { showLarge = true } = {}) {
 
   const schedule = coalesce(refresh);
   store.on(
-    ["selected_head", "selection", "grid_rows", "grid_model", "grid_layer", "grid_heads", "grid_prompts", "cell_size",
-      "color_scale", "scale_exponent", "colormap", "focus_prompt"],
+    ["selected_head", "selection", "grid_rows", "grid_model", "grid_layer", "grid_heads", "grid_filter", "grid_prompts", "cell_size",
+      "color_scale", "scale_exponent", "colormap", "focus_prompt", "text_patterns"],
     schedule,
   );
   refresh();

@@ -10,13 +10,14 @@
 const VERTEX = `#version 300 es
 in vec3 a_position;
 in vec4 a_color;
+in float a_size;
 uniform mat4 u_matrix;
 uniform float u_size;
 uniform vec4 u_override;
 out vec4 v_color;
 void main() {
   gl_Position = u_matrix * vec4(a_position, 1.0);
-  gl_PointSize = u_size;
+  gl_PointSize = u_size * a_size;
   v_color = u_override.a > 0.0 ? u_override : a_color;
 }`;
 
@@ -27,10 +28,11 @@ uniform float u_round;
 out vec4 out_color;
 void main() {
   if (u_round > 0.5) {
+    if (v_color.a < 0.02) discard;  // hidden points (alpha 0)
     vec2 d = gl_PointCoord - vec2(0.5);
     float r2 = dot(d, d);
     if (r2 > 0.25) discard;
-    out_color = vec4(r2 > 0.14 ? v_color.rgb * 0.7 : v_color.rgb, 1.0);
+    out_color = vec4(r2 > 0.14 ? v_color.rgb * 0.7 : v_color.rgb, v_color.a);
   } else {
     out_color = v_color;
   }
@@ -106,8 +108,11 @@ export class PointCloudRenderer {
       size: gl.getUniformLocation(program, "u_size"),
       override: gl.getUniformLocation(program, "u_override"),
       round: gl.getUniformLocation(program, "u_round"),
+      size_attr: gl.getAttribLocation(program, "a_size"),
     };
     this.points = this._vertexArray();
+    this.sizes = gl.createBuffer(); // per-point size factors (setSizes), else 1
+    this.translucent = false; // per-point opacity in the colours' alpha (setColors)
     this.axes = this._vertexArray();
     this.screen = this._vertexArray(); // one triangle covering the viewport (the white wash)
     gl.bindBuffer(gl.ARRAY_BUFFER, this.screen.position);
@@ -123,6 +128,7 @@ export class PointCloudRenderer {
     this.dim = 0; // 0..1: how far the base layer is washed towards the background
     this.background = [1, 1, 1]; // RGB 0..1: the page's (theme's) background
     this.highlights = []; // [{indices: Uint32Array, ring: [r, g, b], grow}]
+    this.hidden = null; // Uint8Array [N]: 1 = hidden (not drawn, not picked), or null
     this._projected = null;
     this._frame = 0;
     this._setAxes();
@@ -140,6 +146,8 @@ export class PointCloudRenderer {
     gl.bindBuffer(gl.ARRAY_BUFFER, color);
     gl.enableVertexAttribArray(this.loc.color);
     gl.vertexAttribPointer(this.loc.color, 4, gl.UNSIGNED_BYTE, true, 0, 0);
+    gl.disableVertexAttribArray(this.loc.size_attr);
+    gl.vertexAttrib1f(this.loc.size_attr, 1);
     gl.bindVertexArray(null);
     return { vao, position, color };
   }
@@ -171,7 +179,9 @@ export class PointCloudRenderer {
     }
     if (!this.count) lo.fill(0), hi.fill(0);
     this.center = lo.map((v, c) => (v + hi[c]) / 2);
+    this.dataCenter = this.center.slice();
     const extent = Math.max(...hi.map((v, c) => v - lo[c]), 1e-12);
+    this.extent = extent;
     this.scale = 2 / extent;
     gl.bindBuffer(gl.ARRAY_BUFFER, this.points.position);
     gl.bufferData(gl.ARRAY_BUFFER, positions, gl.STATIC_DRAW);
@@ -196,6 +206,32 @@ export class PointCloudRenderer {
     this.invalidate();
   }
 
+  /** Centre the view on points `indices` and zoom so that they fill it (at most 20x, the camera's limit); returns the zoom. */
+  focusOn(indices) {
+    if (!indices.length) return this.camera.zoom;
+    const p = this.positions;
+    const lo = [Infinity, Infinity, Infinity];
+    const hi = [-Infinity, -Infinity, -Infinity];
+    for (const i of indices) {
+      for (let c = 0; c < 3; c++) {
+        const v = p[i * 3 + c];
+        if (v < lo[c]) lo[c] = v;
+        if (v > hi[c]) hi[c] = v;
+      }
+    }
+    this.center = lo.map((v, c) => (v + hi[c]) / 2);
+    const extent = Math.max(...hi.map((v, c) => v - lo[c]), this.extent / 20);
+    this.setCamera({ zoom: Math.min(20, Math.max(1, (0.8 * this.extent) / extent)) });
+    return this.camera.zoom;
+  }
+
+  /** Back to the whole cloud's centre (the camera is reset separately). */
+  resetFocus() {
+    if (this.dataCenter) this.center = this.dataCenter.slice();
+    this._projected = null;
+    this.invalidate();
+  }
+
   /** The cached base layer is stale (camera, size, colours or points changed). */
   invalidate() {
     if (this.base) this.base.valid = false;
@@ -210,7 +246,25 @@ export class PointCloudRenderer {
     this._pointSize = px;
   }
 
-  /** colors: Uint8Array [N * 4] RGBA. */
+  /** Per-point size factors (Float32Array [N], 1 = pointSize) or null for one size. */
+  setSizes(factors) {
+    const gl = this.gl;
+    gl.bindVertexArray(this.points.vao);
+    if (factors) {
+      gl.bindBuffer(gl.ARRAY_BUFFER, this.sizes);
+      gl.bufferData(gl.ARRAY_BUFFER, factors, gl.DYNAMIC_DRAW);
+      gl.enableVertexAttribArray(this.loc.size_attr);
+      gl.vertexAttribPointer(this.loc.size_attr, 1, gl.FLOAT, false, 0, 0);
+    } else {
+      gl.disableVertexAttribArray(this.loc.size_attr);
+    }
+    gl.bindVertexArray(null);
+    gl.vertexAttrib1f(this.loc.size_attr, 1);
+    this.sizeFactors = factors;
+    this.invalidate();
+  }
+
+  /** colors: Uint8Array [N * 4] RGBA (alpha 0: hidden; below 255: translucent, when `translucent`). */
   setColors(colors) {
     const gl = this.gl;
     gl.bindBuffer(gl.ARRAY_BUFFER, this.points.color);
@@ -317,6 +371,12 @@ export class PointCloudRenderer {
     gl.bindVertexArray(this.axes.vao);
     gl.drawArrays(gl.LINES, 0, 6);
     gl.enable(gl.DEPTH_TEST);
+    if (this.translucent) {
+      // opacity encoding: blended, and no point hides another behind it
+      gl.enable(gl.BLEND);
+      gl.blendFunc(gl.SRC_ALPHA, gl.ONE_MINUS_SRC_ALPHA);
+      gl.depthMask(false);
+    }
     gl.uniformMatrix4fv(this.loc.matrix, false, this.matrix());
     gl.uniform1f(this.loc.round, 1);
     gl.uniform1f(this.loc.size, this.pointSize * dpr);
@@ -327,6 +387,8 @@ export class PointCloudRenderer {
     } else {
       gl.drawArrays(gl.POINTS, 0, this.count);
     }
+    gl.depthMask(true);
+    gl.disable(gl.BLEND);
     gl.disable(gl.DEPTH_TEST);
   }
 
@@ -440,7 +502,7 @@ export class PointCloudRenderer {
       const dy = sy[i] - y;
       const d = dx * dx + dy * dy;
       if (d < bestD - 1e-6 || (d <= bestD + 1e-6 && depth[i] < bestZ)) {
-        if (depth[i] < -1 || depth[i] > 1) continue;
+        if (depth[i] < -1 || depth[i] > 1 || (this.hidden && this.hidden[i])) continue;
         best = i;
         bestD = d;
         bestZ = depth[i];
@@ -467,7 +529,7 @@ export class PointCloudRenderer {
     for (let i = 0; i < sx.length; i++) {
       const x = sx[i];
       const y = sy[i];
-      if (x < x0 || x > x1 || y < y0 || y > y1 || depth[i] < -1 || depth[i] > 1) continue;
+      if (x < x0 || x > x1 || y < y0 || y > y1 || depth[i] < -1 || depth[i] > 1 || (this.hidden && this.hidden[i])) continue;
       let isIn = false;
       for (let a = 0, b = polygon.length - 1; a < polygon.length; b = a++) {
         const [xa, ya] = polygon[a];

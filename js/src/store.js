@@ -247,6 +247,68 @@ export function createStore(model) {
       return { values: out, size: m };
     },
 
+    // ---------------------------------------------------------------- any (head, prompt) pattern
+    /** All atlas prompt ids (the cloud's points; thumbnails may cover fewer). */
+    promptIds() {
+      return model.get("prompt_ids") || store.thumbnailPrompts();
+    },
+    /** Slot of prompt id p among the thumbnails, or -1. */
+    thumbSlot(p) {
+      return store.thumbnailPrompts().indexOf(p);
+    },
+    /** Every token of prompt p (an id) in head h's model ([] when unknown). */
+    promptTokens(h, p) {
+      const perModel = model.get("prompt_tokens") || [];
+      const k = store.promptIds().indexOf(p);
+      const m = headTable().model[h];
+      if (k >= 0 && perModel[m] && perModel[m][k]) return perModel[m][k];
+      const t = store.thumbSlot(p);
+      return t >= 0 ? store.tokens(h, t) : [];
+    },
+    /** The model's last run on the user's text (text_patterns), decoded, or null. */
+    text() {
+      const tp = model.get("text_patterns");
+      if (!tp || tp.status !== "done" || !tp.pattern) return null;
+      const hit = decoded.get("text_patterns");
+      if (hit && hit.raw === tp) return hit.value;
+      const arr = decodeArray(tp.pattern);
+      const rows = new Map((tp.heads || []).map((head, r) => [head, r]));
+      const value = { text: tp.text, tokens: tp.tokens || [], n: tp.n, rows, arr, ms: tp.ms };
+      decoded.set("text_patterns", { raw: tp, value });
+      return value;
+    },
+    /**
+     * The pattern of head h on prompt p (an atlas prompt id, or TEXT_PROMPT for the user's text),
+     * best first: the kernel's full-resolution pattern, else the thumbnail (the first K tokens).
+     * Returns {values, size, total, tokens, source: "full" | "thumbnail" | "text"} or
+     * {values: null, total, tokens, source: "none"}.
+     */
+    patternFor(h, p) {
+      if (p === TEXT_PROMPT) {
+        const t = store.text();
+        const r = t ? t.rows.get(h) : undefined;
+        if (!t || r === undefined) return { values: null, size: 0, total: t ? t.n : 0, tokens: t ? t.tokens : [], source: "none" };
+        const n = t.n;
+        return { values: float16Block(t.arr.data, r * n * n, n * n), size: n, total: n, tokens: t.tokens, source: "text" };
+      }
+      const tokens = store.promptTokens(h, p);
+      const fp = model.get("full_pattern");
+      if (fp && fp.status === "done" && fp.head === headTable().ids[h] && fp.prompt === p && fp.pattern) {
+        const key = "full_pattern";
+        let hit = decoded.get(key);
+        if (!hit || hit.raw !== fp) {
+          const arr = decodeArray(fp.pattern);
+          hit = { raw: fp, value: float16Block(arr.data, 0, fp.n * fp.n) };
+          decoded.set(key, hit);
+        }
+        return { values: hit.value, size: fp.n, total: tokens.length || fp.n, tokens, source: "full" };
+      }
+      const t = store.thumbSlot(p);
+      if (t < 0) return { values: null, size: 0, total: tokens.length, tokens, source: "none" };
+      const { values, size } = store.pattern(h, t);
+      return { values, size, total: Math.max(tokens.length, size), tokens: tokens.length ? tokens : store.tokens(h, t), source: "thumbnail" };
+    },
+
     // ---------------------------------------------------------------- what heads do
     /** Numeric head_stats columns (circuits, effects); [] without circuits. */
     statNames() {
@@ -345,6 +407,17 @@ export function createStore(model) {
     },
   };
   return store;
+}
+
+/** focus_prompt of the user's own text (grid.TEXT_PROMPT in Python). */
+export const TEXT_PROMPT = "@text";
+
+/** Float32Array of `count` float16 values (raw bits) from `offset`. */
+function float16Block(bits, offset, count) {
+  const table = float16Values();
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) out[i] = table[bits[offset + i]];
+  return out;
 }
 
 /** Visible form of a token: spaces as middle dots, newlines and tabs as symbols. */

@@ -21,7 +21,7 @@ import torch
 
 from ._checks import check_choice, check_int, checked_weights
 from .atlas_data import AtlasData, ModelInfo, heads_frame  # noqa: F401  (re-exported)
-from .collect import collect_from_model, collect_from_patterns, pattern_arrays
+from .collect import DEFAULT_THUMBNAIL_TOKENS, DEFAULT_THUMBNAILS, collect_from_model, collect_from_patterns, pattern_arrays
 from .detect import SCORE_NAMES, TOKEN_SCORES, known_classes
 from .distance import METRICS, nearest_heads
 from .evidence import CHANNELS, CIRCUIT_COLUMNS, EFFECT_COLUMNS, combined_distances, stat_distances
@@ -108,7 +108,8 @@ class Atlas:
         batch_size: int = 8,
         max_tokens: int | None = 128,
         prepend_bos: bool = True,
-        thumbnails: int | Sequence[str] = 6,
+        thumbnails: int | str | Sequence[str] = DEFAULT_THUMBNAILS,
+        thumbnail_tokens: int = DEFAULT_THUMBNAIL_TOKENS,
         dtype: torch.dtype = torch.float64,
         validate: bool = True,
         progress: bool = True,
@@ -129,7 +130,10 @@ class Atlas:
             batch_size: prompts per forward pass (right-padded, longest first).
             max_tokens: longer prompts are truncated, with a warning.
             prepend_bos: put the BOS token first (recorded per prompt).
-            thumbnails: how many prompts (or which prompt ids) to keep pattern thumbnails of.
+            thumbnails: which prompts to keep pattern thumbnails of: "all" (default), a count,
+                or prompt ids.
+            thumbnail_tokens: a thumbnail is the pattern of the prompt's first
+                thumbnail_tokens tokens (default 32).
             dtype: feature precision (float64 exact; float32 fast).
             circuits: also add the heads' circuit statistics and effect estimates
                 (:meth:`add_circuits`).
@@ -141,7 +145,7 @@ class Atlas:
         config = AtlasConfig(feature_set=sets[0], **config)  # checked before any work
         data = collect_from_model(
             source, prompts, sets, batch_size=batch_size, max_tokens=max_tokens, prepend_bos=prepend_bos,
-            thumbnails=thumbnails, dtype=dtype, validate=validate, progress=progress,
+            thumbnails=thumbnails, thumbnail_tokens=thumbnail_tokens, dtype=dtype, validate=validate, progress=progress,
         )
         atlas = cls(data, config)
         if circuits:
@@ -177,7 +181,8 @@ class Atlas:
         has_bos: bool = False,
         feature_set: str = "motifs",
         extra_feature_sets: Sequence[str] = (),
-        thumbnails: int | Sequence[str] = 6,
+        thumbnails: int | str | Sequence[str] = DEFAULT_THUMBNAILS,
+        thumbnail_tokens: int = DEFAULT_THUMBNAIL_TOKENS,
         dtype: torch.dtype = torch.float64,
         validate: bool = True,
         **config,
@@ -200,7 +205,7 @@ class Atlas:
         config = AtlasConfig(feature_set=sets[0], **config)
         data = collect_from_patterns(
             per_prompt, model_name, prompts, sets, token_ids=token_ids, token_strs=token_strs, has_bos=has_bos,
-            thumbnails=thumbnails, dtype=dtype, validate=validate,
+            thumbnails=thumbnails, thumbnail_tokens=thumbnail_tokens, dtype=dtype, validate=validate,
         )
         return cls(data, config)
 

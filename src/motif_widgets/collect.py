@@ -24,6 +24,10 @@ from .sources import PatternSource, TokenizedPrompt, pad_token_batch
 #: Thumbnails keep the top-left corner of a pattern: under causal masking that is exactly
 #: the pattern of the prompt's first THUMBNAIL_TOKENS tokens.
 THUMBNAIL_TOKENS = 64
+#: Default of collect_from_model / collect_from_patterns: a thumbnail of every prompt, of its
+#: first DEFAULT_THUMBNAIL_TOKENS tokens (SmolLM2, 270 heads x 60 prompts: 33 MB of float16).
+DEFAULT_THUMBNAILS = "all"
+DEFAULT_THUMBNAIL_TOKENS = 32
 
 
 class Collector:
@@ -121,9 +125,11 @@ class Collector:
         )
 
 
-def pick_thumbnail_prompts(prompts: Sequence[Prompt], thumbnails: int | Sequence[str]) -> list[int]:
-    """Indices of the prompts to keep thumbnails of: an explicit list of prompt ids, or a
-    count split between texts and probes (a third of them probes, at least one if any)."""
+def pick_thumbnail_prompts(prompts: Sequence[Prompt], thumbnails: int | str | Sequence[str]) -> list[int]:
+    """Indices of the prompts to keep thumbnails of: "all", an explicit list of prompt ids, or
+    a count split between texts and probes (a third of them probes, at least one if any)."""
+    if isinstance(thumbnails, str) and thumbnails == "all":
+        return list(range(len(prompts)))
     if isinstance(thumbnails, str) or not hasattr(thumbnails, "__iter__"):
         thumbnails = check_int("thumbnails", thumbnails, minimum=0)
     else:
@@ -149,7 +155,8 @@ def collect_from_model(
     batch_size: int = 8,
     max_tokens: int | None = 128,
     prepend_bos: bool = True,
-    thumbnails: int | Sequence[str] = 6,
+    thumbnails: int | str | Sequence[str] = DEFAULT_THUMBNAILS,
+    thumbnail_tokens: int = DEFAULT_THUMBNAIL_TOKENS,
     dtype: torch.dtype = torch.float64,
     validate: bool = True,
     progress: bool = True,
@@ -160,7 +167,7 @@ def collect_from_model(
     tokenized = source.tokenize(prompts, prepend_bos=prepend_bos, max_tokens=max_tokens)
     collector = Collector(
         source.n_layers, source.n_heads, prompts, feature_sets, pick_thumbnail_prompts(prompts, thumbnails),
-        dtype=dtype, validate=validate,
+        check_int("thumbnail_tokens", thumbnail_tokens, minimum=1), dtype=dtype, validate=validate,
     )
     order = sorted(range(len(prompts)), key=lambda k: -len(tokenized[k].ids))
     bar = tqdm(total=len(prompts), desc=f"atlas {source.name}", unit="prompt", disable=not progress)
@@ -184,7 +191,8 @@ def collect_from_patterns(
     token_ids: Sequence[Sequence[int]] | None = None,
     token_strs: Sequence[Sequence[str]] | None = None,
     has_bos: bool = False,
-    thumbnails: int | Sequence[str] = 6,
+    thumbnails: int | str | Sequence[str] = DEFAULT_THUMBNAILS,
+    thumbnail_tokens: int = DEFAULT_THUMBNAIL_TOKENS,
     dtype: torch.dtype = torch.float64,
     validate: bool = True,
     device: torch.device | str | None = None,
@@ -200,7 +208,8 @@ def collect_from_patterns(
             raise ValueError("token_ids must give one id per pattern row for every prompt")
     dev = torch.device(device) if device is not None else arrays[0].device
     collector = Collector(
-        n_layers, n_heads, prompts, feature_sets, pick_thumbnail_prompts(prompts, thumbnails), dtype=dtype, validate=validate
+        n_layers, n_heads, prompts, feature_sets, pick_thumbnail_prompts(prompts, thumbnails),
+        check_int("thumbnail_tokens", thumbnail_tokens, minimum=1), dtype=dtype, validate=validate,
     )
     for k, t in enumerate(arrays):
         n = lengths[k]

@@ -3,6 +3,7 @@ pytest's conftest modules are not)."""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -109,6 +110,53 @@ class WidgetPage:
         """A change arriving from the kernel; waits for the views' coalesced redraw."""
         self.page.evaluate("([k, v]) => window.fake.update(k, v)", [key, value])
         self.page.wait_for_timeout(50)
+
+    def push(self, *keys: str) -> None:
+        """Send the widget's current values of `keys` to the page, binary parts included (as
+        the kernel does after a change), in order; waits for the coalesced redraw."""
+        from motif_widgets.widgets._serialization import split_buffers
+
+        state, paths, buffers = split_buffers(self.widget.get_state(list(keys)))
+        encoded = [{"path": p, "data": base64.b64encode(bytes(b)).decode("ascii")} for p, b in zip(paths, buffers)]
+        self.page.evaluate(
+            """([state, buffers, keys]) => {
+                 for (const { path, data } of buffers) {
+                   let node = state;
+                   for (const key of path.slice(0, -1)) node = node[key];
+                   const bin = atob(data);
+                   const bytes = new Uint8Array(bin.length);
+                   for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+                   node[path[path.length - 1]] = new DataView(bytes.buffer);
+                 }
+                 for (const k of keys) window.fake.update(k, state[k]);
+               }""",
+            [state, encoded, list(keys)],
+        )
+        self.page.wait_for_timeout(50)
+
+    def kernel(self) -> list[dict]:
+        """Play the kernel once: deliver the messages the view sent (model.send) since the last
+        call to the widget's message handler, then push every synced trait they changed back
+        to the page. Returns the delivered messages."""
+        messages = self.page.evaluate(
+            """() => { const out = window.fake.calls.filter((c) => c.op === 'send' && !c.delivered);
+                       out.forEach((c) => { c.delivered = true; }); return out.map((c) => c.message); }"""
+        )
+        changed: list[str] = []
+
+        def record(change):
+            if change["name"] in self.widget.keys and change["name"] not in changed:
+                changed.append(change["name"])
+
+        self.widget.observe(record)
+        try:
+            for message in messages:
+                self.widget._on_message(self.widget, message, [])
+        finally:
+            self.widget.unobserve(record)
+        if changed:
+            self.push(*changed)
+        return messages
 
     def clear(self) -> None:
         self.page.evaluate("() => window.fake.clear()")

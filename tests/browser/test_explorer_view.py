@@ -90,7 +90,7 @@ def test_what_a_head_does_in_the_card_and_panel(render, toy_circuits_atlas, toy_
     assert "of all head pairs" in page.locator(".mw-distance").first.get_attribute("title")
     # ablate: the button asks the kernel; the answer (the ablation trait) shows in the card
     page.locator(".mw-ablate").click()
-    sent = page.evaluate("() => window.fake.calls.filter((c) => c.op === 'send').map((c) => c.message)")
+    sent = page.evaluate("() => window.fake.calls.filter((c) => c.op === 'send' && c.message.type === 'ablate').map((c) => c.message)")
     assert sent == [{"type": "ablate", "heads": ["toy-induction:L1H0"]}]
     explorer._on_message(explorer, sent[0], [])  # what the kernel does with it
     assert explorer.ablation["status"] == "done"

@@ -56,3 +56,31 @@ def test_single_views_export(chromium_browser, multi_atlas, tmp_path):
     assert not errors
     assert page.evaluate("() => document.querySelector('.mw-cloud-canvas').mwCloud.pointCount") == len(multi_atlas.head_ids)
     page.context.close()
+
+
+def test_export_with_cut_thumbnails_opens_any_point(chromium_browser, toy_view_atlas, toy_model, tmp_path, monkeypatch):
+    from motif_widgets.widgets import export
+
+    # a model attached in the kernel; the page carries none of it, and thumbnails cut to a budget
+    explorer = HeadExplorer(toy_view_atlas, model=toy_model, selected_head="L1H3")
+    h = len(toy_view_atlas.head_ids)
+    monkeypatch.setattr(export, "EXPORT_THUMBNAIL_BYTES", h * 6 * 16 * 16)  # 6 of 12 prompts, 16 tokens
+    carried = export.exported_thumbnails(explorer)
+    assert carried["tokens"] == 16 and len(carried["prompts"]) == 6
+    path = explorer.save_html(tmp_path / "explorer.html")
+    page, _, errors = open_offline(chromium_browser, path)
+    assert not errors
+    assert page.locator(".mw-text-input").count() == 0 and page.locator(".mw-ablate").count() == 0
+    # a carried prompt: its first 16 tokens; one the page does not carry: it says so
+    for prompt in (carried["prompts"][-1], next(p for p in toy_view_atlas.prompt_ids if p not in carried["prompts"])):
+        page.locator('.mw-pattern-view select[aria-label="prompt"]').select_option(prompt)
+        page.wait_for_timeout(50)
+        n = int(toy_view_atlas.data.models["toy-induction"].lengths[toy_view_atlas.prompt_ids.index(prompt)])
+        status = page.locator(".mw-pattern-status").inner_text()
+        if prompt in carried["prompts"]:
+            assert status == f"thumbnail: the first 16 of {n} tokens"
+            assert page.locator(".mw-tokens .mw-token-out").count() == n - 16
+        else:
+            assert status.startswith("no thumbnail of this prompt kept")
+        assert page.locator(".mw-tokens .mw-token").count() == n  # the full text travels anyway
+    page.context.close()

@@ -72,7 +72,9 @@ def test_large_view_has_token_labels_and_hover(render, toy_view_atlas, artifacts
     assert view.sets("focus_prompt") == ["rand-17"]
     page.wait_for_timeout(50)
     m = len(thumbs[t]["tokens"])  # BOS + 17 tokens
-    assert f"L1H3 on rand-17 ({m} tokens)" in page.locator(".mw-pattern-title").inner_text()
+    assert "L1H3 on rand-17" in page.locator(".mw-pattern-title").inner_text()
+    # the view says at what resolution: the whole prompt fits the thumbnail (no model attached)
+    assert page.locator(".mw-pattern-status").inner_text() == f"thumbnail: all {m} tokens"
     canvas = page.locator(".mw-pattern-canvas")
     geometry = page.evaluate(
         "() => { const c = document.querySelector('.mw-pattern-canvas'); return [c.clientWidth, c.clientHeight]; }"

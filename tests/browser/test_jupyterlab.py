@@ -215,6 +215,9 @@ def test_quickstart_in_jupyterlab(lab, chromium_browser, artifacts):
             if point:
                 break
         assert point, "no clickable cloud point found"
+        picked = page.evaluate(
+            "([x, y]) => document.querySelector('.mw-explorer .mw-cloud-canvas').mwCloud.renderer.pick(x, y)", point
+        )
         page.mouse.click(box["x"] + point[0], box["y"] + point[1])
         cloud_id = f"smollm2-135m:L{head // 9}H{head % 9}"
         assert kernel.wait_for("explorer.selected_head", cloud_id) == cloud_id
@@ -222,6 +225,35 @@ def test_quickstart_in_jupyterlab(lab, chromium_browser, artifacts):
         assert card.inner_text() == cloud_id.split(":")[1]
         page.screenshot(path=str(artifacts / "lab_3_after_cloud_click.png"))
         mark("cloud click seen by the kernel")
+
+        # the point opens its own pattern: its prompt, then the full resolution from the kernel
+        prompt = kernel.eval(f"explorer.atlas.prompt_ids[{picked} % len(explorer.atlas.prompt_ids)]")
+        assert kernel.wait_for("explorer.focus_prompt", prompt) == prompt
+        large = explorer.locator(".mw-pattern-title")
+        assert large.inner_text() == f"{cloud_id.split(':')[1]} on {prompt}"
+        want = [cloud_id, prompt, "done"]
+        assert kernel.wait_for("[explorer.full_pattern.get(k) for k in ('head', 'prompt', 'status')]", want, timeout=60) == want
+        n = kernel.eval(f"int(explorer.atlas.data.models['smollm2-135m'].lengths[explorer.atlas.prompt_ids.index({prompt!r})])")
+        page.wait_for_function("() => document.querySelector('.mw-explorer .mw-pattern-status').dataset.source === 'full'")
+        assert explorer.locator(".mw-pattern-status").inner_text() == f"full resolution: all {n} tokens (computed in the kernel)"
+        mark("full-resolution pattern from the kernel")
+
+        # your text: one forward pass in the kernel, the patterns in the page
+        box_text = explorer.locator(".mw-text-input")
+        box_text.scroll_into_view_if_needed()
+        box_text.fill("When Mary and John went to the store, John gave a drink to Mary.")
+        t_run = time.time()
+        explorer.locator(".mw-text-run").click()
+        page.wait_for_function("() => document.querySelector('.mw-explorer .mw-pattern-status').dataset.source === 'text'", timeout=60_000)
+        shown_ms = 1000 * (time.time() - t_run)
+        forward_ms = kernel.eval("explorer.text_patterns['ms']")
+        mark(f"your text shown {shown_ms:.0f} ms after Run (forward pass {forward_ms} ms in the kernel)")
+        assert kernel.eval("explorer.text_patterns['status']") == "done"
+        assert kernel.eval("explorer.focus_prompt") == "@text"
+        assert large.inner_text() == f"{cloud_id.split(':')[1]} on your text"
+        n_text = kernel.eval("explorer.text_patterns['n']")
+        assert explorer.locator(".mw-tokens .mw-token").count() == n_text
+        page.screenshot(path=str(artifacts / "lab_3b_your_text.png"))
 
         # Python sets the selection: every panel in the page follows
         kernel.run('explorer.selection = ["L5H5", "L7H1"]\nexplorer.selected_head = "L5H5"')

@@ -19,7 +19,7 @@ JS = REPO / "js"
 STATIC = REPO / "src" / "motif_widgets" / "static"
 BUNDLES = ("grid", "cloud", "similar", "explorer", "standalone")
 #: Every widget instance carries its bundle (and the offline export inlines it): budgets in KiB.
-BUDGET_KIB = {"grid": 32, "cloud": 44, "similar": 28, "explorer": 64, "standalone": 4}  # explorer: + circuits card, channels, keyboard
+BUDGET_KIB = {"grid": 44, "cloud": 48, "similar": 28, "explorer": 80, "standalone": 4}  # + any-prompt large view, token text, your text, filters, cloud legend toggles, zoom, PNG
 
 
 @pytest.mark.parametrize("name", BUNDLES)

@@ -99,3 +99,26 @@ def test_known_classes_and_clusters(gpt2_like_atlas, multi_atlas):
         assert set(families[multi_atlas.clusters(5) == c]) == {name}  # the legend names each cluster's family
     auto = _packing.clusters(multi_atlas, None)
     assert len(auto["cluster_names"]) == auto["clusters"].max() == multi_atlas.clusters().max()
+
+
+def test_thumbnail_budget_cuts_tokens_then_prompts():
+    # SmolLM2's default atlas (270 heads, 60 prompts of 32 tokens) in the export budget: every
+    # prompt, 16 tokens; 1,500 heads x 134 prompts: 16 tokens of fewer prompts, spread evenly
+    assert _packing.thumbnail_plan(270, 60, 32, 1, 4.5e6) == (16, list(range(60)))
+    size, slots = _packing.thumbnail_plan(1500, 134, 64, 1, 4.5e6)
+    assert size == 16 and slots[0] == 0 and slots[-1] == 133 and 1500 * len(slots) * 16 * 16 <= 4.5e6
+    assert _packing.thumbnail_plan(270, 60, 32, 2, None) == (32, list(range(60)))  # no budget
+    assert _packing.thumbnail_plan(270, 60, 32, 2, 40e6) == (32, list(range(60)))  # fits
+
+
+def test_thumbnails_fit_the_widget_budget(toy_view_atlas):
+    full = _packing.thumbnails(toy_view_atlas, "uint8", None)
+    h, t, k, _ = full["thumbnails"].shape
+    cut = _packing.thumbnails(toy_view_atlas, "uint8", h * t * 16 * 16)
+    assert cut["thumbnails"].shape == (h, t, 16, 16)
+    assert np.array_equal(cut["thumbnails"], full["thumbnails"][:, :, :16, :16])  # top-left corners
+    assert all(len(tok) <= 16 for per in cut["thumbnail_tokens"] for tok in per)
+    assert cut["thumbnail_lengths"].max() <= 16
+    # every prompt's full tokens travel too (the large view's text), per model
+    model = toy_view_atlas.data.models["toy-induction"]
+    assert cut["prompt_tokens"][0] == [[str(s) for s in strs] for strs in model.token_strs]

@@ -141,3 +141,26 @@ def test_widget_state_carries_arrays_as_buffers(multi_atlas):
     assert [b["path"] for b in doc["buffers"]] == paths
     raw = base64.b64decode(doc["buffers"][paths.index(["pattern_points", "data"])]["data"])
     assert np.array_equal(np.frombuffer(raw, np.float32).reshape(-1, 3), explorer.pattern_points)
+
+
+def test_export_carries_cut_thumbnails_and_nothing_of_the_kernel(toy_view_atlas, toy_model, monkeypatch):
+    from motif_widgets.widgets import HeadExplorer, export
+
+    explorer = HeadExplorer(toy_view_atlas, model=toy_model, selected_head="L1H3", focus_prompt="rand-64")
+    explorer.show_pattern()
+    assert explorer.full_pattern["status"] == "done"
+    h, t = explorer.thumbnails.shape[:2]
+    monkeypatch.setattr(export, "EXPORT_THUMBNAIL_BYTES", h * 5 * 16 * 16)  # room for 5 prompts of 16 tokens
+    carried = export.exported_thumbnails(explorer)
+    assert carried["tokens"] == 16 and len(carried["prompts"]) == 5 and carried["prompts"][0] == explorer.thumbnail_prompts[0]
+    doc, binary = export.unpack_state(export.pack_state(explorer))
+    state = doc["state"]
+    assert state["thumbnails"]["shape"] == [h, 5, 16, 16] and state["thumbnail_prompts"] == carried["prompts"]
+    assert all(len(tok) <= 16 for tok in state["thumbnail_tokens"][0]) and len(state["thumbnail_tokens"][0]) == 5
+    assert state["full_pattern"] == {} and state["text_patterns"] == {} and state["can_run_model"] is False
+    # the kept corners are the explorer's own thumbnails (uint8 code)
+    entry = next(b for b in doc["buffers"] if b["path"] == ["thumbnails", "data"])
+    kept = np.frombuffer(binary[entry["offset"] : entry["offset"] + entry["length"]], np.uint8).reshape(h, 5, 16, 16)
+    slots = [explorer.thumbnail_prompts.index(p) for p in carried["prompts"]]
+    want = encode_patterns(decode_patterns(explorer.thumbnails[:, slots, :16, :16]), "uint8")
+    assert np.array_equal(kept, want)

@@ -96,11 +96,28 @@ def test_unknown_options_are_refused_with_a_suggestion(multi_atlas):
         (lambda a: HeadExplorer(a, cloud_mode="3d"), "cloud_mode"),
         (lambda a: HeadExplorer(a, top_k="ten"), "top_k"),
         (lambda a: PatternGrid(a, colormap="jet"), "colormap"),
+        (lambda a: HeadExplorer(a, thumbnail_budget_mb=0), "thumbnail_budget_mb must be a positive number"),
+        (lambda a: HeadExplorer(a, focus_prompt="nope"), "focus_prompt 'nope' is not a prompt of the atlas"),
+        (lambda a: HeadExplorer(a).run_text("hello"), r"run_text needs the model: HeadExplorer\(atlas, model=model\)"),
+        (lambda a: HeadExplorer(a).pattern("model0:L0H0", "p00"), "pattern needs the model"),
     ],
 )
 def test_bad_input_raises_value_error(make, message, multi_atlas):
     with pytest.raises(ValueError, match=message):
         make(multi_atlas)
+
+
+def test_kernel_patterns_refuse_bad_input(toy_view_atlas, toy_model, multi_atlas):
+    explorer = HeadExplorer(toy_view_atlas, model=toy_model)
+    with pytest.raises(ValueError, match="'nope' is not an atlas prompt"):
+        explorer.pattern("L1H3", "nope")
+    with pytest.raises(ValueError, match="unknown head|no head"):
+        explorer.pattern("L7H0", "rand-17")
+    with pytest.raises(ValueError, match="text must be a non-empty string"):
+        explorer.run_text("   ")
+    assert explorer.text_patterns["status"] == "error"  # and the view hears it
+    with pytest.raises(ValueError, match="none of the atlas's models"):
+        HeadExplorer(multi_atlas, model=toy_model)
 
 
 def test_grid_rows_from_heads_argument(multi_atlas, toy_view_atlas):

@@ -71,22 +71,50 @@ def clusters(atlas: Atlas, n_clusters: int | None) -> dict:
     }
 
 
-def thumbnails(atlas: Atlas, encoding: str = "float16") -> dict:
+#: Bytes of pattern thumbnails a live widget sends to the browser at most (see thumbnail_plan).
+MAX_THUMBNAIL_BYTES = 40_000_000
+#: Thumbnails are never cut below this many tokens to fit a budget; prompts are dropped instead.
+MIN_THUMBNAIL_TOKENS = 16
+
+
+def thumbnail_plan(n_heads: int, slots: int, k: int, itemsize: int, max_bytes: float | None) -> tuple[int, list[int]]:
+    """(tokens kept per thumbnail, thumbnail slots kept) so that n_heads x slots x k x k x
+    itemsize bytes fit `max_bytes`: every slot at the largest size <= k that fits (never below
+    MIN_THUMBNAIL_TOKENS); past that, fewer slots (spread evenly) at that size."""
+    if max_bytes is None or n_heads * slots * k * k * itemsize <= max_bytes:
+        return k, list(range(slots))
+    fit = int((max_bytes / max(1, n_heads * slots * itemsize)) ** 0.5)
+    size = max(min(k, MIN_THUMBNAIL_TOKENS), min(k, fit))
+    n = int(max_bytes // max(1, n_heads * size * size * itemsize))
+    if n >= slots:
+        return size, list(range(slots))
+    n = max(1, n)
+    return size, sorted({int(round(i * (slots - 1) / max(1, n - 1))) for i in range(n)})
+
+
+def thumbnails(atlas: Atlas, encoding: str = "float16", max_bytes: float | None = MAX_THUMBNAIL_BYTES) -> dict:
     """thumbnails [H, T, K, K] (encoded patterns: the first K tokens of T prompts),
-    thumbnail_prompts [T] ids, thumbnail_tokens [M][T][<=K] token strings and
-    thumbnail_lengths uint16 [M, T] (tokens shown: min(prompt length, K))."""
+    thumbnail_prompts [T] ids, thumbnail_tokens [M][T][<=K] token strings,
+    thumbnail_lengths uint16 [M, T] (tokens shown: min(prompt length, K)) and prompt_tokens
+    [M][P][n] (every prompt's full tokens, per model). The atlas's thumbnails are cut to fit
+    `max_bytes` (thumbnail_plan): K below the atlas's size first, then fewer prompts."""
     heads = atlas.heads
-    tokens, lengths = [], []
+    data = atlas.data.thumbnails
+    itemsize = np.dtype(np.float16 if encoding == "float16" else np.uint8).itemsize
+    k, slots = thumbnail_plan(data.shape[0], data.shape[1], data.shape[-1], itemsize, max_bytes)
+    tokens, lengths, full = [], [], []
     for name in atlas.model_names:
         first = int(np.flatnonzero(heads["model"].to_numpy() == name)[0])
         kept = atlas.thumbnails(first)
-        tokens.append([[str(t) for t in k["tokens"]] for k in kept])
-        lengths.append([k["pattern"].shape[0] for k in kept])
+        tokens.append([[str(t) for t in kept[s]["tokens"][:k]] for s in slots])
+        lengths.append([min(k, kept[s]["pattern"].shape[0]) for s in slots])
+        full.append([[str(t) for t in strs] for strs in atlas.data.models[name].token_strs])
     return {
-        "thumbnails": encode_patterns(atlas.data.thumbnails, encoding),
-        "thumbnail_prompts": [atlas.prompt_ids[int(k)] for k in atlas.data.thumbnail_prompts],
+        "thumbnails": encode_patterns(data[:, slots, :k, :k], encoding),
+        "thumbnail_prompts": [atlas.prompt_ids[int(atlas.data.thumbnail_prompts[s])] for s in slots],
         "thumbnail_tokens": tokens,
         "thumbnail_lengths": np.asarray(lengths, dtype=np.uint16).reshape(len(tokens), -1),
+        "prompt_tokens": full,
     }
 
 

@@ -245,6 +245,7 @@ class ThumbnailTraits(PatternColorTraits):
     thumbnail_prompts = traitlets.List(traitlets.Unicode()).tag(sync=True)
     thumbnail_tokens = traitlets.List().tag(sync=True)
     thumbnail_lengths = NDArray("uint16", 2).tag(sync=True)
+    prompt_tokens = traitlets.List().tag(sync=True)  # [M][P][n] every prompt's tokens, per model
 
 
 def check_pattern_encoding(encoding: str) -> str:

@@ -8,10 +8,11 @@ from ..atlas import Atlas
 from . import _packing
 from ._bundles import bundle_path
 from .base import AtlasWidget, _option
-from .traits import Enum, Float, NDArray, Unicode, refuses_bad_values
+from .traits import AnyButNone, Enum, Float, NDArray, Unicode, refuses_bad_values
 
 CLOUD_MODES = ("patterns", "heads")
 CATEGORY_COLORS = ("layer", "model", "cluster", "known_class")
+UNSELECTED = ("fade", "hide", "show")
 
 
 class CloudTraits(traitlets.HasTraits):
@@ -22,7 +23,12 @@ class CloudTraits(traitlets.HasTraits):
     "known_class", a head-type score name (per pattern in pattern mode) or a numeric
     head_stats column of an atlas with circuits (stat_names: "ov_copying", "effect", ...; per
     head). point_size: px
-    (0 = automatic).
+    (0 = automatic). unselected: with a selection, the other points "fade" (default), "hide"
+    or "show". hidden_categories: legend labels of a categorical colouring (model, cluster
+    family, known class) whose points are hidden (a click on a legend entry toggles it).
+    size_by / opacity_by: a head-type score (per pattern in pattern mode) or head_stats column
+    that sets each point's size (0.5x to 2.5x point_size, lowest to highest) / opacity (0.15 to
+    1); "" = none.
     """
 
     pattern_points = NDArray("float32", 2).tag(sync=True)  # [H * P, 3]
@@ -36,6 +42,33 @@ class CloudTraits(traitlets.HasTraits):
     cloud_mode = _option(Enum(CLOUD_MODES, "patterns"))
     color_by = _option(Unicode("layer"))
     point_size = _option(Float(0.0, min=0.0, max=40.0))  # px, 0 = automatic
+    unselected = _option(Enum(UNSELECTED, "fade"))
+    size_by = _option(Unicode(""))
+    opacity_by = _option(Unicode(""))
+    hidden_categories = _option(AnyButNone([], expected="a list of legend labels ([] = show all)"))
+
+    @traitlets.validate("size_by", "opacity_by")
+    @refuses_bad_values
+    def _validate_encoding(self, proposal):
+        value = proposal["value"]
+        allowed = list(self._atlas.head_scores().columns) + list(self.stat_names)
+        if value and value not in allowed:
+            raise ValueError(f"{proposal['trait'].name} must be '' (none) or one of {allowed}, got {value!r}")
+        return value
+
+    @traitlets.validate("hidden_categories")
+    @refuses_bad_values
+    def _validate_hidden_categories(self, proposal):
+        value = proposal["value"]
+        if isinstance(value, str) or not hasattr(value, "__iter__") or isinstance(value, dict):
+            raise ValueError(f"hidden_categories must be a list of legend labels, got {value!r}")
+        value = [str(v) for v in value]
+        return list(dict.fromkeys(value))
+
+    @traitlets.observe("color_by")
+    def _color_by_shows_all(self, change):
+        # legend labels belong to one colouring: a new one starts with every category shown
+        self.hidden_categories = []
 
     @traitlets.validate("color_by")
     @refuses_bad_values

@@ -11,9 +11,11 @@ import traitlets
 from ..atlas import Atlas
 from . import _packing
 from ._bundles import bundle_path
+from ._live import TEXT_MAX_TOKENS, LivePatterns
+from ._serialization import array_to_json
 from .base import AtlasWidget, check_pattern_encoding
 from .cloud import CloudTraits
-from .grid import GridTraits, grid_rows_options
+from .grid import TEXT_PROMPT, GridTraits, grid_rows_options
 from .similar import SimilarTraits
 
 
@@ -64,10 +66,22 @@ class HeadExplorer(GridTraits, CloudTraits, SimilarTraits, AtlasWidget):
             :func:`motif_widgets.circuits.ablate` on the selected heads in the kernel (see
             :meth:`ablate`) and shows the exact loss change.
         ablate_prompts: how many of the atlas's prompts the card's ablations run on.
+        thumbnail_budget_mb: most megabytes of thumbnails sent to the browser (the atlas's are
+            cut to fewer tokens, then fewer prompts, to fit; see _packing.thumbnail_plan).
         selected_head, selection: the initial selection.
-        **options: view options: cloud_mode, color_by, point_size, top_k, neighbor_model,
-            similar_by, badge_threshold, n_thumbnails, grid_rows, grid_prompts, focus_prompt,
+        **options: view options: cloud_mode, color_by, point_size, unselected,
+            hidden_categories, size_by, opacity_by, top_k, neighbor_model, similar_by,
+            badge_threshold, n_thumbnails, grid_rows, grid_filter, grid_prompts, focus_prompt,
             cell_size, color_scale, scale_exponent, colormap, title.
+
+    Every (head, prompt) point opens its own pattern: a click on a point of the cloud's
+    pattern mode sets ``focus_prompt`` to that prompt, and the large view shows the head on
+    it: the thumbnail (the prompt's first K tokens) and, with a model attached, the
+    full-resolution pattern computed in the kernel on demand (:meth:`pattern`: one forward
+    pass of the prompt, cached). The view's title says which prompt and at what resolution.
+    With a model, the "your text" box runs :meth:`run_text` (one forward pass) and shows every
+    head's pattern on the text in the same views, with the text's tokens coloured by
+    attention to / from the hovered token.
 
     The head card shows the head's scores, family, known classes and, when the atlas has
     circuits (Atlas.add_circuits), its OV copying, strongest K-composition partner and
@@ -85,6 +99,16 @@ class HeadExplorer(GridTraits, CloudTraits, SimilarTraits, AtlasWidget):
     #: The last ablation: {"status": "running" | "done" | "error", "heads": {id: delta_loss},
     #: "clean_loss", "method", "prompts": [ids], "error": text}; {} before any.
     ablation = traitlets.Dict().tag(sync=True)
+    #: True when a model is attached: the large view fetches full-resolution patterns and the
+    #: "your text" box runs the model (show_pattern / run_text).
+    can_run_model = traitlets.Bool(False).tag(sync=True)
+    #: The last full-resolution pattern sent: {"status": "done" | "error", "head": id,
+    #: "prompt": id, "n": tokens, "pattern": float16 [n, n] (encoded), "error": text}; {} before any.
+    full_pattern = traitlets.Dict().tag(sync=True)
+    #: Every head's pattern on the user's text (run_text): {"status", "text", "tokens" [n],
+    #: "heads" [R] head indices, "pattern": float16 [R, n, n] (encoded), "ms": forward pass,
+    #: "error"}; {} before any.
+    text_patterns = traitlets.Dict().tag(sync=True)
 
     def __init__(
         self,
@@ -99,6 +123,7 @@ class HeadExplorer(GridTraits, CloudTraits, SimilarTraits, AtlasWidget):
         pattern_encoding: str = "float16",
         model=None,
         ablate_prompts: int = 8,
+        thumbnail_budget_mb: float = _packing.MAX_THUMBNAIL_BYTES / 1e6,
         **kwargs,
     ):
         if head_map not in _packing.HEAD_MAP_METHODS:
@@ -117,9 +142,18 @@ class HeadExplorer(GridTraits, CloudTraits, SimilarTraits, AtlasWidget):
             raise ValueError(f"model must be a model (TransformerLens / Hugging Face), got {type(model).__name__}")
         if isinstance(ablate_prompts, bool) or not isinstance(ablate_prompts, int) or ablate_prompts < 1:
             raise ValueError(f"ablate_prompts must be a positive integer, got {ablate_prompts!r}")
+        if isinstance(thumbnail_budget_mb, bool) or not isinstance(thumbnail_budget_mb, (int, float)) or not thumbnail_budget_mb > 0:
+            raise ValueError(f"thumbnail_budget_mb must be a positive number, got {thumbnail_budget_mb!r}")
         self._model = model
         self._ablate_prompts = ablate_prompts
+        self._thumbnail_bytes = float(thumbnail_budget_mb) * 1e6
         atlas = atlas_of(source, prompts, atlas_options, progress)
+        self._live = None
+        if model is not None:
+            from ..circuits import _is_tl
+
+            if _is_tl(model):  # circuits.patterns reads TransformerLens hook_pattern
+                self._live = LivePatterns(atlas, model)
         rows = grid_rows_options(atlas, heads) if heads is not None else {}
         kwargs.setdefault("title", _title(atlas))
         super().__init__(atlas, **{**rows, **kwargs})
@@ -127,12 +161,66 @@ class HeadExplorer(GridTraits, CloudTraits, SimilarTraits, AtlasWidget):
 
     def _payload(self, atlas: Atlas) -> dict:
         return {
-            **_packing.thumbnails(atlas, self._pattern_encoding),
+            **_packing.thumbnails(atlas, self._pattern_encoding, self._thumbnail_bytes),
             **_packing.cloud(atlas, self._head_map),
             **self._similar_payload(atlas, self._n_neighbors_arg),
             **_packing.descriptions(atlas),
             "can_ablate": self._model is not None,
+            "can_run_model": self._live is not None,
         }
+
+    # ------------------------------------------------------------------ patterns from the model
+    def _need_live(self, what: str) -> LivePatterns:
+        if self._live is None:
+            if self._model is None:
+                raise ValueError(f"{what} needs the model: HeadExplorer(atlas, model=model)")
+            raise ValueError(f"{what} needs a TransformerLens model (motif_widgets.load_model), got {type(self._model).__name__}")
+        return self._live
+
+    def pattern(self, head, prompt: str):
+        """Full-resolution attention pattern of `head` on atlas prompt `prompt`: float32 [n, n]
+        (row = query; n = the prompt's tokens in the atlas), to float16 precision (~3
+        significant digits, what the views show). One forward pass of that prompt (all heads
+        of the model at once, cached per prompt as float16). Needs a model; for exact values
+        use :func:`motif_widgets.circuits.patterns`."""
+        live = self._need_live("pattern")
+        return live.pattern(self._atlas.head_index(head), str(prompt))
+
+    def show_pattern(self, head=None, prompt: str | None = None) -> dict:
+        """Send the full-resolution pattern of `head` (default: the selected head) on `prompt`
+        (default: focus_prompt) to the large view (the ``full_pattern`` trait); returns it."""
+        head_id = self._head_id(head if head is not None else self.selected_head)
+        prompt = prompt or self.focus_prompt or self.thumbnail_prompts[0]
+        try:
+            values = self.pattern(head_id, prompt)
+        except Exception as err:
+            self.full_pattern = {"status": "error", "head": head_id, "prompt": prompt, "error": f"{type(err).__name__}: {err}"}
+            raise
+        self.full_pattern = {
+            "status": "done", "head": head_id, "prompt": prompt, "n": int(values.shape[0]),
+            "pattern": array_to_json(values.astype("float16")),
+        }
+        return self.full_pattern
+
+    def run_text(self, text: str, max_tokens: int = TEXT_MAX_TOKENS) -> dict:
+        """Run the model on the user's `text` (one forward pass; longer texts cut to
+        max_tokens) and show every head's pattern on it in the views (the ``text_patterns``
+        trait; the large view switches to it). Returns {"tokens", "rows", "patterns" float16
+        [R, n, n], "seconds"} (rows: atlas head indices of the model's heads)."""
+        live = self._need_live("run_text")
+        try:
+            out = live.text(text, max_tokens)
+        except Exception as err:
+            self.text_patterns = {"status": "error", "text": str(text), "error": f"{type(err).__name__}: {err}"}
+            raise
+        with self.hold_sync():
+            self.text_patterns = {
+                "status": "done", "text": text, "tokens": out["tokens"], "n": len(out["tokens"]),
+                "heads": [int(r) for r in out["rows"]], "pattern": array_to_json(out["patterns"]),
+                "ms": round(out["seconds"] * 1000, 1),
+            }
+            self.focus_prompt = TEXT_PROMPT
+        return out
 
     # ------------------------------------------------------------------ ablations
     def ablation_prompts(self) -> list:
@@ -171,11 +259,17 @@ class HeadExplorer(GridTraits, CloudTraits, SimilarTraits, AtlasWidget):
         return table
 
     def _on_message(self, widget, content, buffers):
-        if not isinstance(content, dict) or content.get("type") != "ablate":
+        if not isinstance(content, dict):
             return
-        try:
-            self.ablate(content.get("heads") or None)
-        except Exception:  # the error is in self.ablation for the card to show
+        kind = content.get("type")
+        try:  # errors land in the trait the view shows (ablation, full_pattern, text_patterns)
+            if kind == "ablate":
+                self.ablate(content.get("heads") or None)
+            elif kind == "pattern":
+                self.show_pattern(content.get("head"), content.get("prompt"))
+            elif kind == "run_text":
+                self.run_text(content.get("text", ""))
+        except Exception:
             pass
 
     def _head_map_name(self) -> str | None:

@@ -9,7 +9,10 @@ To keep the file small, the state is packed before it is embedded (the interacti
 same; only stored precision drops where the views never show it):
 
 - pattern thumbnails as uint8 square-root codes (``_serialization.encode_patterns``; float16
-  thumbnails are converted), 1 byte per weight;
+  thumbnails are converted), 1 byte per weight, cut to EXPORT_THUMBNAIL_BYTES
+  (``_packing.thumbnail_plan``: every prompt at fewer tokens first, then fewer prompts; the
+  page carries what ``exported_thumbnails`` reports); nothing the kernel computes on demand
+  (full-resolution patterns, the user's text) is carried;
 - float arrays of plot coordinates and per-pattern scores quantized per column (16 bits for
   points: 1/65535 of each axis's range; 8 bits for per-pattern scores in [0, 1]: +-0.002),
   integer tables narrowed to the smallest integer type that holds them; the loader widens them
@@ -32,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ._bundles import bundle_path
+from ._packing import thumbnail_plan
 from ._serialization import decode_patterns, encode_patterns, split_buffers
 
 TEMPLATE = """<!doctype html>
@@ -58,6 +62,11 @@ QUANTIZED = {"pattern_points": 16, "head_points": 16, "pattern_scores": 8}
 #: Arrays whose values are pattern weights (exported as uint8 square-root codes).
 PATTERN_TRAITS = ("thumbnails",)
 FLOAT_DIGITS = 6
+#: Bytes of uint8 thumbnails the page carries at most (before gzip): SmolLM2's 270 heads x 60
+#: prompts then keep 16 x 16 tokens of every prompt.
+EXPORT_THUMBNAIL_BYTES = 4_500_000
+#: Traits of what the kernel computes on demand: empty in the page (no kernel there).
+_KERNEL_ONLY = {"can_ablate": False, "can_run_model": False, "full_pattern": {}, "text_patterns": {}}
 _ALIGN = 8
 
 
@@ -108,6 +117,43 @@ def _narrow_int(arr: np.ndarray) -> np.ndarray | None:
     return None
 
 
+def _cut_thumbnails(state: dict, max_bytes: float | None = None) -> None:
+    """Cut the state's thumbnails (and their prompt ids, tokens, lengths) to fit `max_bytes`
+    (default EXPORT_THUMBNAIL_BYTES) as uint8 (_packing.thumbnail_plan), in place."""
+    max_bytes = EXPORT_THUMBNAIL_BYTES if max_bytes is None else max_bytes
+    value = state.get("thumbnails")
+    if not (isinstance(value, dict) and "shape" in value):
+        return
+    h, t, k, _ = value["shape"]
+    size, slots = thumbnail_plan(h, t, k, 1, max_bytes)
+    if size == k and len(slots) == t:
+        return
+    arr = np.frombuffer(bytes(value["data"]), dtype=np.dtype(value["dtype"]).newbyteorder("<")).reshape(value["shape"])
+    arr = np.ascontiguousarray(arr[:, slots, :size, :size])
+    state["thumbnails"] = {"dtype": value["dtype"], "shape": list(arr.shape), "data": arr.tobytes()}
+    state["thumbnail_prompts"] = [state["thumbnail_prompts"][s] for s in slots]
+    state["thumbnail_tokens"] = [[per[s][:size] for s in slots] for per in state.get("thumbnail_tokens", [])]
+    lengths = state.get("thumbnail_lengths")
+    if isinstance(lengths, dict):
+        old = np.frombuffer(bytes(lengths["data"]), dtype=np.dtype(lengths["dtype"]).newbyteorder("<")).reshape(lengths["shape"])
+        new = np.minimum(old[:, slots], size).astype(old.dtype)
+        state["thumbnail_lengths"] = {"dtype": lengths["dtype"], "shape": list(new.shape), "data": new.tobytes()}
+    shown = set(state["thumbnail_prompts"])
+    if "grid_prompts" in state:
+        state["grid_prompts"] = [p for p in state["grid_prompts"] if p in shown]
+
+
+def exported_thumbnails(widget) -> dict:
+    """What the offline page of `widget` carries of its thumbnails: {"prompts": [ids],
+    "tokens": K (each thumbnail is the prompt's first K tokens), "bytes": uint8 bytes}."""
+    state = {k: v for k, v in widget.get_state(["thumbnails", "thumbnail_prompts"]).items()}
+    if state.get("thumbnails") is None:
+        return {"prompts": [], "tokens": 0, "bytes": 0}
+    h, t, k, _ = state["thumbnails"]["shape"]
+    size, slots = thumbnail_plan(h, t, k, 1, EXPORT_THUMBNAIL_BYTES)
+    return {"prompts": [state["thumbnail_prompts"][s] for s in slots], "tokens": size, "bytes": h * len(slots) * size * size}
+
+
 def pack_state(widget) -> bytes:
     """The widget's state for the page: one binary container, before compression.
 
@@ -120,8 +166,12 @@ def pack_state(widget) -> bytes:
     state = {k: v for k, v in widget.get_state().items() if k not in _DROP}
     if not state.get("_esm"):
         raise ValueError(f"{type(widget).__name__} has no ES module to export")
-    if state.get("can_ablate"):
-        state["can_ablate"] = False  # no kernel in the page: no ablate button
+    for name, empty in _KERNEL_ONLY.items():  # no kernel in the page: no ablate button, no model runs
+        if name in state:
+            state[name] = empty
+    if state.get("focus_prompt") == "@text":  # grid.TEXT_PROMPT: the text's patterns stay in the kernel
+        state["focus_prompt"] = ""
+    _cut_thumbnails(state)
     for name, value in list(state.items()):
         if not (isinstance(value, dict) and {"dtype", "shape", "data"} <= set(value)):
             continue

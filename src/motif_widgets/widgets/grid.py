@@ -14,14 +14,18 @@ from ._bundles import bundle_path
 from .base import AtlasWidget, ThumbnailTraits, _as_head_list, _option, check_pattern_encoding
 from .traits import AnyButNone, Enum, Int, Unicode, refuses_bad_values
 
-GRID_ROWS = ("auto", "layer", "selection", "heads")
+GRID_ROWS = ("auto", "layer", "selection", "heads", "filter")
+#: focus_prompt of the user's own text (HeadExplorer.run_text).
+TEXT_PROMPT = "@text"
 
 
 class GridTraits(ThumbnailTraits):
     """Which heads (rows) and prompts (columns) the grid shows, and how.
 
     grid_rows: "auto" (the layer of the selected head), "layer" (grid_model's layer
-    grid_layer), "selection", or "heads" (the list grid_heads). grid_prompts: thumbnail prompt
+    grid_layer), "selection", "heads" (the list grid_heads) or "filter" (the heads that pass
+    grid_filter: {"layers": [first, last], "score": name, "min_score": x, "family": name},
+    each key optional; see filter_heads). grid_prompts: thumbnail prompt
     ids shown as columns ([] = all). focus_prompt: the prompt of the large single-pattern view.
     """
 
@@ -32,6 +36,7 @@ class GridTraits(ThumbnailTraits):
     grid_prompts = _option(AnyButNone([], expected="a list of thumbnail prompt ids ([] = all)"))
     focus_prompt = _option(Unicode(""))
     cell_size = _option(Int(64, min=16, max=256))  # px
+    grid_filter = _option(AnyButNone({}, expected="a dict of layers / score / min_score / family"))
 
     @traitlets.validate("grid_model")
     @refuses_bad_values
@@ -56,12 +61,29 @@ class GridTraits(ThumbnailTraits):
         value = proposal["value"] or []
         return expand_heads(self._atlas, [value] if isinstance(value, str) else value)
 
+    @traitlets.validate("grid_filter")
+    @refuses_bad_values
+    def _validate_grid_filter(self, proposal):
+        return check_filter(self._atlas, proposal["value"], self.cluster_names)
+
+    def filter_heads(self, layers=None, score: str | None = None, min_score: float = 0.0, family: str | None = None) -> list[str]:
+        """Show the heads of layers `layers` ((first, last), inclusive, or one layer) whose
+        head-type `score` is at least `min_score` (strongest first) and whose family is
+        `family` as the grid's rows (grid_rows "filter", at most MAX_ROWS shown); returns all
+        matching head ids in that order."""
+        spec = {"layers": layers, "score": score, "min_score": min_score, "family": family}
+        spec = check_filter(self._atlas, {k: v for k, v in spec.items() if v is not None}, self.cluster_names)
+        with self.hold_sync():
+            self.grid_filter = spec
+            self.grid_rows = "filter"
+        return filtered_heads(self._atlas, spec, self.clusters, self.cluster_names)
+
     @traitlets.validate("grid_prompts")
     @refuses_bad_values
     def _validate_grid_prompts(self, proposal):
         value = proposal["value"] or []
         value = [value] if isinstance(value, str) else [str(p) for p in value]
-        kept = [self._atlas.prompt_ids[int(k)] for k in self._atlas.data.thumbnail_prompts]
+        kept = list(self.thumbnail_prompts)  # what this view shipped (may be fewer than the atlas keeps)
         missing = [p for p in value if p not in kept]
         if missing:
             raise ValueError(f"prompts {missing[:5]} have no kept thumbnails; choose among {kept}")
@@ -71,9 +93,9 @@ class GridTraits(ThumbnailTraits):
     @refuses_bad_values
     def _validate_focus_prompt(self, proposal):
         value = proposal["value"]
-        kept = [self._atlas.prompt_ids[int(k)] for k in self._atlas.data.thumbnail_prompts]
-        if value and value not in kept:
-            raise ValueError(f"focus_prompt {value!r} has no kept thumbnail; choose among {kept}")
+        ids = self._atlas.prompt_ids
+        if value and value != TEXT_PROMPT and value not in ids:
+            raise ValueError(f"focus_prompt {value!r} is not a prompt of the atlas; choose among {ids[:8]}...")
         return value
 
     def show_heads(self, heads) -> None:
@@ -87,6 +109,68 @@ class GridTraits(ThumbnailTraits):
     def show_prompts(self, prompts: Sequence[str] | None) -> None:
         """Choose the grid columns: thumbnail prompt ids (None = all)."""
         self.grid_prompts = list(prompts or [])
+
+
+FILTER_KEYS = ("layers", "score", "min_score", "family")
+
+
+def check_filter(atlas: Atlas, value, families: Sequence[str]) -> dict:
+    """grid_filter in its canonical form ({"layers": [first, last], "score", "min_score",
+    "family"}, keys only when given), or a ValueError naming what is wrong."""
+    if not isinstance(value, dict):
+        raise ValueError(f"grid_filter must be a dict with keys {FILTER_KEYS}, got {type(value).__name__}")
+    unknown = set(value) - set(FILTER_KEYS)
+    if unknown:
+        raise ValueError(f"grid_filter has unknown keys {sorted(unknown)}; use {FILTER_KEYS}")
+    out = {}
+    layers = value.get("layers")
+    if layers is not None:
+        if isinstance(layers, (int, np.integer)) and not isinstance(layers, bool):
+            layers = [int(layers), int(layers)]
+        if not (isinstance(layers, (list, tuple)) and len(layers) == 2 and all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in layers)):
+            raise ValueError(f"grid_filter layers must be a layer or (first, last), got {layers!r}")
+        n = max(atlas.data.models[m].n_layers for m in atlas.model_names)
+        first, last = int(layers[0]), int(layers[1])
+        if not 0 <= first <= last < n:
+            raise ValueError(f"grid_filter layers must satisfy 0 <= first <= last <= {n - 1}, got {layers!r}")
+        out["layers"] = [first, last]
+    score = value.get("score")
+    if score:
+        names = list(atlas.head_scores().columns)
+        if score not in names:
+            raise ValueError(f"grid_filter score {score!r} is not a head-type score; choose among {names}")
+        out["score"] = score
+        min_score = value.get("min_score", 0.0)
+        if isinstance(min_score, bool) or not isinstance(min_score, (int, float, np.number)) or not np.isfinite(min_score):
+            raise ValueError(f"grid_filter min_score must be a finite number, got {min_score!r}")
+        out["min_score"] = float(min_score)
+    family = value.get("family")
+    if family:
+        if family not in families:
+            raise ValueError(f"grid_filter family {family!r} is not a family of this atlas; choose among {sorted(set(families))}")
+        out["family"] = family
+    return out
+
+
+def filtered_heads(atlas: Atlas, spec: dict, clusters, families: Sequence[str]) -> list[str]:
+    """Head ids that pass a checked grid_filter (check_filter), strongest `score` first
+    (atlas order among equals and without a score)."""
+    heads = atlas.heads
+    keep = np.ones(len(heads), bool)
+    if "layers" in spec:
+        layer = heads["layer"].to_numpy()
+        keep &= (layer >= spec["layers"][0]) & (layer <= spec["layers"][1])
+    values = None
+    if "score" in spec:
+        values = atlas.head_scores()[spec["score"]].to_numpy(np.float32)  # as the browser has them
+        keep &= values >= np.float32(spec["min_score"])
+    if "family" in spec and clusters is not None:
+        names = np.asarray([families[c - 1] for c in np.asarray(clusters)])
+        keep &= names == spec["family"]
+    index = np.flatnonzero(keep)
+    if values is not None:
+        index = index[np.argsort(-values[index], kind="stable")]
+    return [atlas.head_ids[i] for i in index]
 
 
 #: "L17" (a layer), "L5-L7" / "L5-7" (layers 5 to 7), optionally after "model:".
@@ -174,7 +258,7 @@ class PatternGrid(GridTraits, AtlasWidget):
     """Heads x prompts grid of attention-pattern heatmaps over an Atlas.
 
     Rows are heads (labelled ``L{l}H{h}``), columns the prompts whose thumbnails the atlas
-    kept (the first K = 64 tokens of each). Hover a heatmap for the query token, key token and
+    kept (the first K tokens of each: 32 by default, see Atlas.from_model). Hover a heatmap for the query token, key token and
     weight; click it to select its head (shift-click adds to the selection) and enlarge it,
     with token labels on both axes. Patterns cross to the browser as float16 (or uint8)
     buffers.
