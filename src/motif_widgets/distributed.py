@@ -45,7 +45,7 @@ from typing import Callable, Mapping, Sequence
 
 from ._checks import check_choice, check_int
 from .atlas_data import AtlasData
-from .collect import pick_thumbnail_prompts
+from .collect import DEFAULT_THUMBNAIL_TOKENS, DEFAULT_THUMBNAILS, pick_thumbnail_prompts
 from .prompts import Prompt, as_prompts
 
 PLAN = "plan.json"
@@ -281,7 +281,8 @@ class ShardWorker:
         s = self.settings
         data = collect_from_model(
             self.source, prompts, s["feature_sets"], batch_size=s["batch_size"], max_tokens=s["max_tokens"],
-            prepend_bos=s["prepend_bos"], thumbnails=thumbnail_ids, dtype=self.dtype, progress=False,
+            prepend_bos=s["prepend_bos"], thumbnails=thumbnail_ids, thumbnail_tokens=s["thumbnail_tokens"],
+            dtype=self.dtype, progress=False,
         )
         path = shard_folder(self.folder, self.name, shard)
         if path.exists() and not (path / "manifest.json").exists():
@@ -366,7 +367,8 @@ def collect_atlas(
     batch_size: int = 8,
     max_tokens: int | None = 128,
     prepend_bos: bool = True,
-    thumbnails: int | Sequence[str] = 6,
+    thumbnails: int | str | Sequence[str] = DEFAULT_THUMBNAILS,
+    thumbnail_tokens: int = DEFAULT_THUMBNAIL_TOKENS,
     dtype: str = "float64",
     shard_size: int | None = None,
     workers: int | None = None,
@@ -422,6 +424,7 @@ def collect_atlas(
         "feature_sets": sets, "feature_revisions": {s: get_feature_set(s).revision for s in sets},
         "batch_size": batch_size, "shard_size": shard_size, "max_tokens": max_tokens, "prepend_bos": bool(prepend_bos),
         "dtype": dtype, "thumbnail_ids": thumb_ids,
+        "thumbnail_tokens": check_int("thumbnail_tokens", thumbnail_tokens, minimum=1),
     }
     folder = Path(folder)
     plan = Plan(prompts, settings, atlas_config)
