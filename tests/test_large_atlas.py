@@ -243,3 +243,15 @@ def test_widgets_on_a_large_atlas_ship_no_square_matrix(atlas, monkeypatch):
     assert packed["prompt_ids"] == ["p0", "p3", "p6", "p9"] and packed["pattern_points"].shape == (h * 4, 3)
     assert np.array_equal(packed["pattern_points"].reshape(h, 4, 3), large.points[:, [0, 3, 6, 9], :3].astype(np.float32))
     assert len(_packing.cloud(large)["prompt_ids"]) == len(large.prompts)
+    # thumbnails of a large atlas: corners cut, then fewer prompts, under MAX_THUMBNAIL_VALUES
+    assert _packing.thumbnails(large)["thumbnails"].shape == large.data.thumbnails.shape  # under the cap
+    monkeypatch.setattr(_packing, "MAX_THUMBNAIL_VALUES", h * 2 * 8 * 8)
+    cut = _packing.thumbnails(large)
+    assert cut["thumbnails"].shape == (h, 2, 8, 8)
+    assert np.array_equal(cut["thumbnails"], large.data.thumbnails[:, :, :8, :8])
+    assert (cut["thumbnail_lengths"] <= 8).all()
+    assert [[len(t) for t in m] for m in cut["thumbnail_tokens"]] == cut["thumbnail_lengths"].tolist()
+    monkeypatch.setattr(_packing, "MAX_THUMBNAIL_VALUES", h * 8 * 8)
+    assert _packing.thumbnails(large)["thumbnails"].shape == (h, 1, 8, 8)
+    small = atlas.configure(large=False)
+    assert _packing.thumbnails(small)["thumbnails"].shape == atlas.data.thumbnails.shape  # not large: no cap

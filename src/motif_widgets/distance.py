@@ -229,21 +229,27 @@ def nearest_heads(
     rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
     if rows.size and (rows.min() < 0 or rows.max() >= n):
         raise ValueError(f"rows must index the {n} heads")
-    excluded = None if candidates is None else ~np.asarray(candidates, bool)
-    k_eff = min(k, n)
+    # only candidate columns are ranked (cost H x |candidates|); ascending, so ties stay by head order
+    if candidates is not None and np.shape(candidates) != (n,):
+        raise ValueError(f"candidates must be [H] = ({n},) booleans, got shape {np.shape(candidates)}")
+    cols = np.arange(n) if candidates is None else np.flatnonzero(np.asarray(candidates, bool))
+    k_eff = min(k, len(cols))
     index = np.full((len(rows), k), -1, np.int64)
     dist = np.full((len(rows), k), np.nan)
-    step = max(1, ROW_CHUNK_ELEMENTS // max(n, 1))
+    if k_eff == 0:
+        return index, dist
+    whole = len(cols) == n
+    step = max(1, ROW_CHUNK_ELEMENTS // max(len(cols), 1))
     for s0 in range(0, len(rows), step):
         r = rows[s0 : s0 + step]
-        block = d[r].copy()  # [q, H]
-        block[np.arange(len(r)), r] = np.inf
-        if excluded is not None:
-            block[:, excluded] = np.inf
+        block = d[r].copy() if whole else d[r][:, cols]  # [q, C]
+        at = np.minimum(np.searchsorted(cols, r), len(cols) - 1)
+        own = cols[at] == r  # a query among the candidates is not its own neighbour
+        block[np.flatnonzero(own), at[own]] = np.inf
         order = _smallest(block, k_eff)
         near = np.take_along_axis(block, order, axis=1)
         ok = np.isfinite(near)
-        index[s0 : s0 + len(r), :k_eff] = np.where(ok, order, -1)
+        index[s0 : s0 + len(r), :k_eff] = np.where(ok, cols[order], -1)
         dist[s0 : s0 + len(r), :k_eff] = np.where(ok, near, np.nan)
     return index, dist
 

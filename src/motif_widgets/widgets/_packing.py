@@ -22,6 +22,9 @@ DEFAULT_N_NEIGHBORS = 20
 #: Pattern points the cloud ships at most (it stays interactive with 200k); larger atlases
 #: show every head on an evenly spaced subset of the prompts (see cloud()).
 MAX_PATTERN_POINTS = 200_000
+#: Thumbnail values ([H, T, K, K]) shipped at most for large atlases (Atlas.is_large): 32 MB
+#: as float16; 10,000 heads x 6 prompts get 16 x 16 corners (see thumbnail_shape).
+MAX_THUMBNAIL_VALUES = 1 << 24
 HEAD_MAP_METHODS = ("isomap", "umap", "tsne", "pca")
 
 
@@ -74,20 +77,38 @@ def clusters(atlas: Atlas, n_clusters: int | None) -> dict:
     }
 
 
-def thumbnails(atlas: Atlas, encoding: str = "float16") -> dict:
+def thumbnail_shape(n_heads: int, n_thumbs: int, side: int, max_values: int) -> tuple[int, int]:
+    """(T', K'): the thumbnails shipped when [H, T, K, K] exceeds max_values: corners cut to
+    K' (>= 8), then the first T' prompts only, so that H * T' * K'^2 <= max_values (or T' = 1)."""
+    if n_heads * n_thumbs * side * side <= max_values:
+        return n_thumbs, side
+    k = min(side, max(8, int(np.sqrt(max_values / max(n_heads * n_thumbs, 1)))))
+    t = min(n_thumbs, max(1, max_values // (n_heads * k * k)))
+    return t, k
+
+
+def thumbnails(atlas: Atlas, encoding: str = "float16", max_values: int | None = None) -> dict:
     """thumbnails [H, T, K, K] (encoded patterns: the first K tokens of T prompts),
     thumbnail_prompts [T] ids, thumbnail_tokens [M][T][<=K] token strings and
-    thumbnail_lengths uint16 [M, T] (tokens shown: min(prompt length, K))."""
+    thumbnail_lengths uint16 [M, T] (tokens shown: min(prompt length, K)).
+
+    max_values: cap on H * T * K * K (default: MAX_THUMBNAIL_VALUES for large atlases,
+    none otherwise); above it the corners are cut smaller, then fewer prompts are shipped
+    (thumbnail_shape)."""
     heads = atlas.heads
+    h, n_t, side = atlas.data.thumbnails.shape[:3]
+    if max_values is None:
+        max_values = MAX_THUMBNAIL_VALUES if atlas.is_large else h * n_t * side * side
+    n_t, side = thumbnail_shape(h, n_t, side, max_values)
     tokens, lengths = [], []
     for name in atlas.model_names:
         first = int(np.flatnonzero(heads["model"].to_numpy() == name)[0])
-        kept = atlas.thumbnails(first)
-        tokens.append([[str(t) for t in k["tokens"]] for k in kept])
-        lengths.append([k["pattern"].shape[0] for k in kept])
+        kept = atlas.thumbnails(first)[:n_t]
+        tokens.append([[str(t) for t in k["tokens"][:side]] for k in kept])
+        lengths.append([min(k["pattern"].shape[0], side) for k in kept])
     return {
-        "thumbnails": encode_patterns(atlas.data.thumbnails, encoding),
-        "thumbnail_prompts": [atlas.prompt_ids[int(k)] for k in atlas.data.thumbnail_prompts],
+        "thumbnails": encode_patterns(atlas.data.thumbnails[:, :n_t, :side, :side], encoding),
+        "thumbnail_prompts": [atlas.prompt_ids[int(k)] for k in atlas.data.thumbnail_prompts[:n_t]],
         "thumbnail_tokens": tokens,
         "thumbnail_lengths": np.asarray(lengths, dtype=np.uint16).reshape(len(tokens), -1),
     }
