@@ -77,8 +77,11 @@ def test_lazy_features_read_like_the_eager_ones(atlas, tmp_path, monkeypatch):
     assert isinstance(Atlas.load(path).features, np.ndarray)
     monkeypatch.setattr(store, "LARGE_ATLAS_HEADS", 40)
     assert isinstance(Atlas.load(path).features, LazyFeatures)
-    with pytest.raises(ValueError, match="lazy must be True, False or None"):
-        store.load_atlas(path, lazy="yes")
+    for bad in ("yes", 1):
+        with pytest.raises(ValueError, match="lazy must be True, False or None"):
+            store.load_atlas(path, lazy=bad)
+        with pytest.raises(TypeError, match="large must be True, False or None"):
+            atlas_module.AtlasConfig(large=bad)
 
 
 def test_a_lazy_read_refuses_a_file_changed_since_the_load(atlas, tmp_path):

@@ -80,7 +80,7 @@ class AtlasConfig:
                 raise TypeError(f"feature_weights must be a {{feature: weight}} dict, got {type(self.feature_weights).__name__}")
             # all-zero weights over the kept features are refused when the embedding is fitted
             object.__setattr__(self, "feature_weights", checked_weights(self.feature_weights))
-        if self.large not in (None, True, False):
+        if self.large is not None and not isinstance(self.large, (bool, np.bool_)):
             raise TypeError(f"large must be True, False or None (by size), got {self.large!r}")
 
 

@@ -278,7 +278,7 @@ def load_atlas(path: str | Path, lazy: bool | None = False) -> tuple[AtlasData, 
             always read whole.
     """
     path = Path(path)
-    if lazy not in (True, False, None):
+    if lazy is not None and not isinstance(lazy, bool):
         raise ValueError(f"lazy must be True, False or None (by size), got {lazy!r}")
     if (path / MANIFEST).exists():
         return _load_v2(path, lazy)
