@@ -3,7 +3,8 @@ at 1,000 / 3,000 / 10,000 heads x 500 prompts, each size in a fresh subprocess, 
 cost of every stage, its growth with the number of heads and the peak RSS (VmHWM).
 
     python benchmarks/large_atlas.py [--quick] [--sizes 1000 3000 10000] [--prompts 500]
-                                     [--work DIR] [--source PATH]
+                                     [--work DIR] [--source PATH] [--exact-isomap-sizes 3000]
+    python benchmarks/large_atlas.py --exact-isomap /tmp/motif-large-atlas/h10000-p500
 
 How the synthetic atlases are made (features are synthetic, the rest is real data reused):
 from the saved SmolLM2-135M atlas (270 heads x 112 prompts, /work/main/out/length/validity/
@@ -161,6 +162,20 @@ def measure(path: Path) -> dict:
     return out
 
 
+def exact_isomap(path: Path) -> dict:
+    """Time and peak RSS of the exact (scikit-learn) Isomap on the float32 distances, for
+    comparison with the landmark Isomap of the large path."""
+    from motif_widgets import Atlas
+    from motif_widgets.projection import head_map
+
+    atlas = Atlas.load(path, lazy=True)
+    d = atlas.distances
+    before = vm_hwm_mb()
+    t = time.perf_counter()
+    head_map(d, "isomap", 3, 16)
+    return {"heads": len(d), "exact_isomap_s": time.perf_counter() - t, "peak_mb_before": before, "peak_mb": vm_hwm_mb()}
+
+
 def check(path: Path) -> dict:
     """float32 vs float64 eq. 3, streamed vs sklearn PCA, landmark vs exact Isomap."""
     from scipy.spatial import procrustes
@@ -237,6 +252,10 @@ def main() -> None:
     ap.add_argument("--source", type=Path, default=SOURCE)
     ap.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--check", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--exact-isomap", type=Path, metavar="PATH",
+                    help="only time scikit-learn's exact Isomap on a saved atlas (prints JSON)")
+    ap.add_argument("--exact-isomap-sizes", type=int, nargs="*", default=[3000],
+                    help="sizes at which to time scikit-learn's exact Isomap too (default 3000)")
     ap.add_argument("--build", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.measure:
@@ -245,6 +264,9 @@ def main() -> None:
     if args.check:
         print(json.dumps(check(args.check)))
         return
+    if args.exact_isomap:
+        print(json.dumps(exact_isomap(args.exact_isomap)))
+        return
     if args.build:
         h, p, path = args.build
         t = time.perf_counter()
@@ -252,7 +274,7 @@ def main() -> None:
         print(json.dumps({"build_s": time.perf_counter() - t, "peak_mb": vm_hwm_mb()}))
         return
     if args.quick:
-        args.sizes, args.prompts, args.check_heads = [300, 600], 100, 300
+        args.sizes, args.prompts, args.check_heads, args.exact_isomap_sizes = [300, 600], 100, 300, [600]
     print(f"load average before: {os.getloadavg()}  cpus: {os.cpu_count()}")
     paths = {}
     for h in sorted(set(args.sizes) | {args.check_heads}):
@@ -285,6 +307,11 @@ def main() -> None:
           f"time {c['pca_sklearn_s']:.2f} s vs {c['pca_streamed_s']:.2f} s")
     print(f"  landmark ({c['landmarks']} landmarks, the share used at 10k heads) vs exact Isomap: Procrustes disparity {c['isomap_procrustes']:.4f}, 10-NN overlap of the maps "
           f"{c['isomap_10nn_overlap']:.3f}; time {c['isomap_exact_s']:.1f} s vs {c['isomap_landmark_s']:.2f} s")
+    for h in [h for h in args.exact_isomap_sizes if h in paths]:
+        e = run_child(["--exact-isomap", str(paths[h])])
+        landmark = next((r["head map"] for r in rows if r["heads"] == h), float("nan"))
+        print(f"  exact (scikit-learn) Isomap at {h} heads: {e['exact_isomap_s']:.1f} s (landmark Isomap in the table: "
+              f"{landmark:.1f} s); peak RSS {e['peak_mb_before']:.0f} -> {e['peak_mb']:.0f} MB")
     print(f"load average after: {os.getloadavg()}")
 
 
