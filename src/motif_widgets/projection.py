@@ -102,8 +102,10 @@ def landmark_isomap(
             are joined by their closest pairs (a minimum spanning tree over components), as
             Isomap does; without it a disconnected graph raises ValueError.
     """
+    from scipy.linalg import eigh
     from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components, dijkstra, minimum_spanning_tree
+    from scipy.sparse.csgraph import connected_components, dijkstra
+    from threadpoolctl import threadpool_limits
 
     index = np.asarray(neighbor_index)
     dist = np.asarray(neighbor_distance, dtype=np.float64)
@@ -132,7 +134,10 @@ def landmark_isomap(
     lsq = (lsq + lsq.T) / 2
     col_mean = lsq.mean(0)  # [L]
     centred = -0.5 * (lsq - col_mean[None, :] - lsq.mean(1)[:, None] + lsq.mean())
-    values, vectors = np.linalg.eigh(centred)
+    # only the top `dim` eigenpairs, on one BLAS thread: on a busy machine threaded LAPACK took
+    # seconds for L = 1,000 where one thread takes ~0.2 s
+    with threadpool_limits(1):
+        values, vectors = eigh(centred, subset_by_index=[max(n_l - dim, 0), n_l - 1])
     top = np.argsort(values)[::-1][:dim]
     values, vectors = values[top], vectors[:, top]
     if (values <= 0).any():
