@@ -301,12 +301,13 @@ def main() -> None:
     print(f"\naccuracy at {c['heads']} heads x {c['prompts']} prompts:")
     print(f"  eq. 3 float32 vs float64: max relative error {c['d32_rel_err']:.2e}; top-10 neighbour overlap mean "
           f"{c['top10_overlap_mean']:.4f}, min {c['top10_overlap_min']:.1f}; identical top-10 lists {c['top10_identical_rows']:.1%}; "
-          f"time {c['d64_s']:.1f} s (torch float64) vs {c['d32_s']:.2f} s (numba float32)")
+          f"time {c['d64_s']:.1f} s (torch float64) vs {c['d32_s']:.2f} s (numba float32)")  # noqa: E501
     print(f"  PCA streamed vs sklearn: max |components| error {c['pca_components_err']:.1e}, explained variance ratio "
           f"{c['pca_ratio_err']:.1e}, points {c['pca_points_err']:.1e} (|points| <= {c['pca_points_scale']:.1f}); "
-          f"time {c['pca_sklearn_s']:.2f} s vs {c['pca_streamed_s']:.2f} s")
+          f"time {c['pca_sklearn_s']:.2f} s (sklearn) vs {c['pca_streamed_s']:.2f} s (streamed)")
     print(f"  landmark ({c['landmarks']} landmarks, the share used at 10k heads) vs exact Isomap: Procrustes disparity {c['isomap_procrustes']:.4f}, 10-NN overlap of the maps "
-          f"{c['isomap_10nn_overlap']:.3f}; time {c['isomap_exact_s']:.1f} s vs {c['isomap_landmark_s']:.2f} s")
+          f"{c['isomap_10nn_overlap']:.3f}; time {c['isomap_exact_s']:.1f} s (exact) vs {c['isomap_landmark_s']:.2f} s "
+          "(landmark, incl. the float32 distances and neighbour index)")
     for h in [h for h in args.exact_isomap_sizes if h in paths]:
         e = run_child(["--exact-isomap", str(paths[h])])
         landmark = next((r["head map"] for r in rows if r["heads"] == h), float("nan"))
