@@ -20,15 +20,15 @@ import pandas as pd
 import torch
 
 from ._checks import check_choice, check_int, checked_weights
-from .atlas_data import AtlasData, ModelInfo, heads_frame  # noqa: F401  (re-exported)
+from .atlas_data import LARGE_ATLAS_HEADS, AtlasData, ModelInfo, feature_blocks, heads_frame  # noqa: F401  (re-exported)
 from .collect import DEFAULT_THUMBNAIL_TOKENS, DEFAULT_THUMBNAILS, collect_from_model, collect_from_patterns, pattern_arrays
 from .detect import SCORE_NAMES, TOKEN_SCORES, known_classes
-from .distance import METRICS, nearest_heads
+from .distance import METRICS, nearest_heads, paired_distances
 from .evidence import CHANNELS, CIRCUIT_COLUMNS, EFFECT_COLUMNS, combined_distances, stat_distances
 from .distance import head_distances as _head_distances
 from .embed import PatternEmbedding
 from .features.registry import get_feature_set
-from .projection import choose_n_clusters, cluster_heads, head_map, name_families
+from .projection import choose_n_clusters, cluster_heads, head_map, landmark_isomap, name_families
 from .prompts import Prompt, as_prompts
 from .sources import source_for
 
@@ -47,6 +47,13 @@ class AtlasConfig:
         seed: seed of every random step (PCA, sliced directions, UMAP, t-SNE).
         feature_weights: embedding weight per feature ({name: w}; unnamed features weigh 1);
             None uses the feature set's own weights (motifs: descriptors 0.3; paper: all 1).
+        large: derive with the out-of-core paths (True), the exact in-memory ones (False),
+            or decide by size (None, the default: large above LARGE_ATLAS_HEADS = 2000
+            heads). Large means: PCA fitted in one pass over chunks of heads
+            (PatternEmbedding.fit_chunks), eq. 3 by the fused float32 kernel
+            (distance.paired_distances(dtype="float32"), an [H, H] float32 matrix), a
+            precomputed neighbour index (Atlas.neighbors) behind similar_heads and the
+            widgets, and landmark Isomap from the neighbour graph for head_map("isomap").
     """
 
     feature_set: str = "motifs"
@@ -57,6 +64,7 @@ class AtlasConfig:
     variance_tol: float | None = None
     seed: int = 0
     feature_weights: dict[str, float] | None = None
+    large: bool | None = None
 
     def __post_init__(self):
         if not isinstance(self.feature_set, str):
@@ -72,6 +80,8 @@ class AtlasConfig:
                 raise TypeError(f"feature_weights must be a {{feature: weight}} dict, got {type(self.feature_weights).__name__}")
             # all-zero weights over the kept features are refused when the embedding is fitted
             object.__setattr__(self, "feature_weights", checked_weights(self.feature_weights))
+        if self.large is not None and not isinstance(self.large, (bool, np.bool_)):
+            raise TypeError(f"large must be True, False or None (by size), got {self.large!r}")
 
 
 class Atlas:
@@ -92,6 +102,7 @@ class Atlas:
         self._cache: dict = {}  # derived tables: scores, maps, clusters, families (keyed by their settings)
         self._distances: dict[str, np.ndarray] = {}  # metric -> [H, H], over the one embedding
         self._channels: dict[str, np.ndarray] = {}  # evidence channel -> [H, H] (see evidence.py)
+        self._neighbors: tuple[np.ndarray, np.ndarray] | None = None  # pattern kNN index, see neighbors()
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -336,8 +347,23 @@ class Atlas:
 
     @property
     def features(self) -> np.ndarray:
-        """[H, P, F] features of the active set."""
+        """[H, P, F] features of the active set (a store.LazyFeatures when the atlas was
+        loaded lazily: ``np.asarray`` reads it whole, ``read_heads`` a range of heads)."""
         return self.data.features[self.config.feature_set]
+
+    @property
+    def is_large(self) -> bool:
+        """Whether this atlas derives with the out-of-core paths (AtlasConfig.large; by
+        default above LARGE_ATLAS_HEADS heads)."""
+        if self.config.large is not None:
+            return self.config.large
+        return len(self.data.heads) > LARGE_ATLAS_HEADS
+
+    def _row_blocks(self):
+        """(start, [n * P, F]) row blocks of the active features, whole heads each."""
+        for start, block in feature_blocks(self.features):
+            n, p, f = block.shape
+            yield start, block.reshape(n * p, f)
 
     @cached_property
     def embedding(self) -> PatternEmbedding:
@@ -357,6 +383,8 @@ class Atlas:
             random_state=c.seed,
             weights=weights,
         )
+        if self.is_large:  # one pass over chunks of heads: the features need not fit in memory
+            return emb.fit_chunks((block for _, block in self._row_blocks()), feature_names=self.feature_names)
         h, p, f = self.features.shape
         return emb.fit(self.features.reshape(h * p, f), feature_names=self.feature_names)
 
@@ -364,20 +392,45 @@ class Atlas:
     def points(self) -> np.ndarray:
         """[H, P, k] PCA coordinates of every (head, prompt) pattern."""
         h, p, f = self.features.shape
+        if self.is_large:
+            out = np.empty((h, p, self.embedding.n_components_))
+            for start, block in self._row_blocks():
+                n = len(block) // p
+                out[start : start + n] = self.embedding.transform(block).reshape(n, p, -1)
+            return out
         return self.embedding.transform(self.features.reshape(h * p, f)).reshape(h, p, -1)
 
     @property
     def distances(self) -> np.ndarray:
-        """[H, H] head distances under config.metric."""
+        """[H, H] head distances under config.metric (float32 for large atlases)."""
         return self._distances_under(self.config.metric)
 
     def _distances_under(self, metric: str) -> np.ndarray:
         """[H, H] distances over this atlas's embedding (cached per metric)."""
         check_choice("metric", metric, METRICS)
         if metric not in self._distances:
-            opts = {"seed": self.config.seed} if metric == "sliced_wasserstein" else {}
-            self._distances[metric] = _head_distances(self.points, metric, **opts)
+            if metric == "paired" and self.is_large:
+                self._distances[metric] = paired_distances(self.points, dtype="float32")
+            else:
+                opts = {"seed": self.config.seed} if metric == "sliced_wasserstein" else {}
+                self._distances[metric] = _head_distances(self.points, metric, **opts)
         return self._distances[metric]
+
+    #: Neighbours per head kept in the neighbour index (Atlas.neighbors).
+    N_INDEXED_NEIGHBORS = 32
+
+    def neighbors(self, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The precomputed neighbour index under config.metric: index int64 [H, k] and
+        distance float64 [H, k] of each head's k nearest heads (distance.nearest_heads:
+        itself excluded, ties by head order; -1 / NaN padded). Computed once for
+        max(k, N_INDEXED_NEIGHBORS) neighbours, in row chunks; similar_heads, head maps of
+        large atlases and the widgets read it.
+        """
+        k = self.N_INDEXED_NEIGHBORS if k is None else check_int("k", k, minimum=1)
+        if self._neighbors is None or self._neighbors[0].shape[1] < k:
+            self._neighbors = nearest_heads(self.distances, max(k, self.N_INDEXED_NEIGHBORS))
+        index, dist = self._neighbors
+        return index[:, :k], dist[:, :k]
 
     def head_distances(self, metric: str | None = None) -> pd.DataFrame:
         """Square DataFrame of head distances, indexed by head id both ways (another metric
@@ -486,7 +539,11 @@ class Atlas:
             if unknown:
                 raise ValueError(f"models: unknown models {sorted(unknown)}; atlas has {self.model_names}")
             cand = self.data.heads["model"].isin(models).to_numpy()
-        index, dist = nearest_heads(self.evidence_distances(by, metric), k, cand, rows=[i])
+        indexed = by == "pattern" and cand is None and (metric or self.config.metric) == self.config.metric
+        if indexed and k <= max(self.N_INDEXED_NEIGHBORS, 0 if self._neighbors is None else self._neighbors[0].shape[1]):
+            index, dist = (a[i : i + 1] for a in self.neighbors(k))
+        else:
+            index, dist = nearest_heads(self.evidence_distances(by, metric), k, cand, rows=[i])
         found = index[0] >= 0
         idx, dist = index[0][found], dist[0][found]
         table = self.data.heads.iloc[idx][["head", "model", "layer", "head_index"]].reset_index(drop=True)
@@ -499,11 +556,23 @@ class Atlas:
             table["family"] = self.families().iloc[idx].to_list()
         return table
 
+    #: Landmarks of the landmark Isomap of large atlases (projection.landmark_isomap).
+    N_LANDMARKS = 1000
+
     def head_map(self, method: str = "isomap", dim: int = 3, n_neighbors: int = 16) -> pd.DataFrame:
-        """[H, dim] map of heads from the distances (cached per settings)."""
+        """[H, dim] map of heads from the distances (cached per settings). For large atlases
+        "isomap" is landmark Isomap over the neighbour index (projection.landmark_isomap,
+        N_LANDMARKS seeded landmarks); the other methods work on the full matrix."""
         key = (method, dim, n_neighbors, self.config.seed)
         if key not in self._cache:
-            self._cache[key] = head_map(self.distances, method, dim, n_neighbors, self.config.seed)
+            if method == "isomap" and self.is_large:
+                h = len(self.head_ids)
+                if h < dim + 2:
+                    raise ValueError(f"need at least {dim + 2} heads for a {dim}-D map, got {h}")
+                index, dist = self.neighbors(min(check_int("n_neighbors", n_neighbors, minimum=1), h - 1))
+                self._cache[key] = landmark_isomap(index, dist, dim, self.N_LANDMARKS, self.config.seed, self.distances)
+            else:
+                self._cache[key] = head_map(self.distances, method, dim, n_neighbors, self.config.seed)
         return pd.DataFrame(self._cache[key], index=self.head_ids, columns=[f"{method}.{i}" for i in range(dim)])
 
     def clusters(self, n_clusters: int | None = None, method: str = "ward") -> pd.Series:
@@ -572,7 +641,8 @@ class Atlas:
     def to_dataframe(self) -> pd.DataFrame:
         """One row per (head, prompt): identity, prompt id/kind/length, the active features
         and the PCA coordinates pc.0..pc.{k-1}."""
-        h, p, f = self.features.shape
+        features = np.asarray(self.features)
+        h, p, f = features.shape
         heads = self.data.heads.loc[np.repeat(np.arange(h), p)].reset_index(drop=True)
         lengths = np.concatenate([self.data.models[m].lengths for m in self.data.heads["model"]])
         prompts = pd.DataFrame(
@@ -582,7 +652,7 @@ class Atlas:
                 "n_tokens": lengths,
             }
         )
-        feats = pd.DataFrame(self.features.reshape(h * p, f), columns=list(self.feature_names))
+        feats = pd.DataFrame(features.reshape(h * p, f), columns=list(self.feature_names))
         pcs = pd.DataFrame(self.points.reshape(h * p, -1), columns=[f"pc.{i}" for i in range(self.points.shape[-1])])
         return pd.concat([heads, prompts, feats, pcs], axis=1)
 
@@ -606,7 +676,7 @@ class Atlas:
         """Each head's strongest head-type score and its k nearest heads (the CLI's report)."""
         k = check_int("k", k, minimum=1)
         scores = self.head_scores()
-        index, _ = nearest_heads(self.distances, k)
+        index, _ = self.neighbors(k)
         rows = []
         for i, hid in enumerate(self.head_ids):
             near = [self.head_ids[j] for j in index[i] if j >= 0]
@@ -630,10 +700,16 @@ class Atlas:
         return self.data.save(path, config=asdict(self.config), overwrite=overwrite)
 
     @classmethod
-    def load(cls, path: str | Path) -> "Atlas":
+    def load(cls, path: str | Path, lazy: bool | None = None) -> "Atlas":
         """Read an atlas written by :meth:`save`; damage raises store.AtlasFileError naming
-        the folder and the damaged part."""
-        data, config = AtlasData.load(path)
+        the folder and the damaged part.
+
+        Args:
+            lazy: leave the feature tables on disk and read them in chunks of heads when
+                the embedding is fitted (True), read them now (False), or decide by size
+                (None, the default: lazy above LARGE_ATLAS_HEADS heads).
+        """
+        data, config = AtlasData.load(path, lazy=lazy)
         atlas = cls(data, AtlasConfig(**config))
         outdated = atlas.outdated_feature_sets()
         if outdated:

@@ -21,6 +21,26 @@ from .detect import SCORE_NAMES
 from .prompts import Prompt
 
 HEAD_COLUMNS = ("head", "model", "layer", "head_index", "layer_depth")
+#: Atlases of more heads than this are "large": Atlas.load leaves their features on disk
+#: (store.LazyFeatures) and Atlas derives with the out-of-core paths (AtlasConfig.large).
+LARGE_ATLAS_HEADS = 2000
+
+
+def is_lazy(features) -> bool:
+    """Whether a feature array is left on disk (a store.LazyFeatures) rather than in memory."""
+    return not isinstance(features, np.ndarray) and hasattr(features, "read_heads")
+
+
+def feature_blocks(features, rows: int = 1 << 18):
+    """Yield (start, [n, P, F] float64) blocks of consecutive heads of a feature array
+    [H, P, F] (in memory or lazy), about `rows` (head, prompt) rows each."""
+    if is_lazy(features):
+        yield from features.iter_heads(rows)
+        return
+    h, p = features.shape[:2]
+    step = max(1, int(rows) // max(p, 1))
+    for start in range(0, h, step):
+        yield start, features[start : start + step]
 
 
 @dataclass(eq=False)
@@ -96,7 +116,8 @@ class AtlasData:
         heads: [H] rows of HEAD_COLUMNS.
         prompts: [P] Prompt objects with distinct ids.
         models: model name -> ModelInfo (every model of `heads`, in head order).
-        features: set name -> [H, P, F] float64; feature_names: set name -> F names.
+        features: set name -> [H, P, F] float64 (an array, or a store.LazyFeatures left
+            on disk by a lazy load; np.asarray reads it); feature_names: set name -> F names.
         score_sums / score_rows: [H, P, S] float64, S = len(SCORE_NAMES): each head-type
             score's sum over its eligible query rows and the number of those rows.
         thumbnails: [H, T, K, K] float16 top-left pattern corners of T prompts;
@@ -179,7 +200,8 @@ class AtlasData:
         if set(self.feature_names) != set(self.features):
             raise ValueError(f"feature names are for {sorted(self.feature_names)}, features for {sorted(self.features)}")
         for name, f in self.features.items():
-            f = self.features[name] = np.asarray(f, dtype=np.float64)
+            if not is_lazy(f):
+                f = self.features[name] = np.asarray(f, dtype=np.float64)
             if f.shape != (h, p, len(self.feature_names[name])):
                 raise ValueError(f"features {name!r} have shape {f.shape}, expected {(h, p, len(self.feature_names[name]))}")
         s = len(SCORE_NAMES)
@@ -411,11 +433,12 @@ class AtlasData:
         return save_atlas(self, path, config=config or {}, overwrite=overwrite)
 
     @classmethod
-    def load(cls, path: str | Path) -> tuple["AtlasData", dict]:
+    def load(cls, path: str | Path, lazy: bool | None = False) -> tuple["AtlasData", dict]:
         """(data, saved config) of a folder written by :meth:`save` or by
-        :func:`motif_widgets.distributed.collect_atlas` (its shards joined); damage raises
-        AtlasFileError."""
+        :func:`motif_widgets.distributed.collect_atlas` (its shards joined, in memory);
+        damage raises AtlasFileError. lazy: leave the features of a saved atlas on disk
+        (True), read them (False) or decide by size (None); see store.load_atlas."""
         from .distributed import is_sharded, load_sharded
         from .store import load_atlas
 
-        return load_sharded(path) if is_sharded(path) else load_atlas(path)
+        return load_sharded(path) if is_sharded(path) else load_atlas(path, lazy=lazy)

@@ -3,11 +3,17 @@
 Column policy is explicit: columns containing NaN raise (or are dropped, the paper's
 behaviour), and columns of zero (or negligible) variance are dropped (or kept, or raise).
 Dropped columns are recorded in `dropped_features_` with the reason.
+
+Two ways to fit: :meth:`PatternEmbedding.fit` (scikit-learn PCA of the whole table in
+memory) and :meth:`PatternEmbedding.fit_chunks` (one pass over row chunks accumulating the
+exact column means and scatter matrix, then an eigendecomposition of the z-scored
+covariance: the same PCA up to rounding, for tables too large to hold; see
+benchmarks/large_atlas.py for the measured difference).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -41,7 +47,9 @@ class PatternEmbedding(TransformerMixin, BaseEstimator):
         feature_names_in_: all input columns. kept_features_: the columns used.
         dropped_features_: {column: reason}. mean_, scale_: z-score statistics (std ddof=1).
         weights_: [n_kept] weight of each kept feature.
-        components_: [n_components_, n_kept] loadings. explained_variance_ratio_: [n_components_].
+        components_: [n_components_, n_kept] loadings. explained_variance_ /
+            explained_variance_ratio_: [n_components_].
+        solver_: "sklearn" (fit) or "covariance" (fit_chunks).
     """
 
     def __init__(
@@ -81,15 +89,91 @@ class PatternEmbedding(TransformerMixin, BaseEstimator):
     def fit(self, x, y=None, *, feature_names: Sequence[str] | None = None) -> "PatternEmbedding":
         """Fit on a feature table x [rows, features] (DataFrame or array)."""
         params = self._checked_params()
-        weights = params["weights"]
         arr, names = self._as_array(x, feature_names)
         if arr.shape[0] < 2:
             raise ValueError(f"need at least 2 rows to fit an embedding, got {arr.shape[0]}")
         if np.isinf(arr).any():
             bad = [names[k] for k in np.nonzero(np.isinf(arr).any(0))[0]]
             raise ValueError(f"feature columns {bad[:5]} contain infinite values")
-        dropped: dict[str, str] = {}
         has_nan = np.isnan(arr).any(0)
+        finite = np.where(~has_nan, arr, 0.0)  # NaN columns zeroed; they are dropped anyway
+        self._set_columns(params, names, has_nan, finite.mean(0), finite.std(0, ddof=1))
+        z = (arr[:, self._keep] - self.mean_) / self.scale_ * self.weights_
+        k = min(params["n_components"], z.shape[1], z.shape[0])
+        self._pca = PCA(n_components=k, random_state=self.random_state).fit(z)
+        self.n_components_ = k
+        self.components_ = self._pca.components_
+        self.explained_variance_ = self._pca.explained_variance_
+        self.explained_variance_ratio_ = self._pca.explained_variance_ratio_
+        self.solver_ = "sklearn"
+        return self
+
+    def fit_chunks(self, chunks: Iterable, *, feature_names: Sequence[str] | None = None) -> "PatternEmbedding":
+        """Fit on a table given as row chunks, in one pass, without holding it.
+
+        Per chunk [r, F] the column means and the centred scatter matrix are merged into the
+        running ones (Chan et al.'s pairwise update, exact up to rounding); the z-scored,
+        weighted covariance then gives the components by eigendecomposition (signs as
+        scikit-learn's: the largest |loading| of each component is positive). Column
+        policies, weights and attributes are as for :meth:`fit`; :meth:`transform` projects
+        without re-centring (z-scores have mean 0).
+
+        Args:
+            chunks: iterable of [rows, F] arrays (DataFrames or arrays, the same columns).
+            feature_names: F column names (default: a DataFrame's columns, else f0, f1, ...).
+        """
+        params = self._checked_params()
+        n, mean, scatter, has_nan, names = 0, None, None, None, None
+        for chunk in chunks:
+            arr, chunk_names = self._as_array(chunk, feature_names)
+            if names is None:
+                names = chunk_names
+                f = arr.shape[1]
+                mean, scatter, has_nan = np.zeros(f), np.zeros((f, f)), np.zeros(f, bool)
+            elif chunk_names != names:
+                raise ValueError("every chunk must have the same feature columns")
+            if not len(arr):
+                continue
+            if np.isinf(arr).any():
+                bad = [names[k] for k in np.nonzero(np.isinf(arr).any(0))[0]]
+                raise ValueError(f"feature columns {bad[:5]} contain infinite values")
+            nan = np.isnan(arr).any(0)
+            has_nan |= nan
+            if nan.any():
+                arr = np.where(nan, 0.0, arr)  # as fit: NaN columns zeroed, dropped anyway
+            m = len(arr)
+            chunk_mean = arr.mean(0)
+            centred = arr - chunk_mean
+            delta = chunk_mean - mean
+            scatter += centred.T @ centred + np.outer(delta, delta) * (n * m / (n + m))
+            mean += delta * (m / (n + m))
+            n += m
+        if names is None or n < 2:
+            raise ValueError(f"need at least 2 rows to fit an embedding, got {n}")
+        std = np.sqrt(np.maximum(np.diag(scatter), 0.0) / (n - 1))
+        self._set_columns(params, names, has_nan, mean, std)
+        factor = self.weights_ / self.scale_
+        cov = scatter[np.ix_(self._keep, self._keep)] / (n - 1) * np.outer(factor, factor)
+        values, vectors = np.linalg.eigh(cov)  # ascending
+        k = min(params["n_components"], len(values), n)
+        top = np.argsort(values)[::-1][:k]
+        components = vectors[:, top].T  # [k, kept]
+        signs = np.sign(components[np.arange(k), np.argmax(np.abs(components), axis=1)])
+        components *= np.where(signs == 0, 1.0, signs)[:, None]
+        variance = np.maximum(values[top], 0.0)
+        self._pca = None
+        self.n_components_ = k
+        self.components_ = components
+        self.explained_variance_ = variance
+        self.explained_variance_ratio_ = variance / max(np.maximum(values, 0.0).sum(), 1e-300)
+        self.solver_ = "covariance"
+        return self
+
+    def _set_columns(self, params: dict, names: list[str], has_nan: np.ndarray, mean: np.ndarray, std: np.ndarray) -> None:
+        """Apply the column policy (NaN, zero variance, weights) given each column's NaN flag,
+        mean and std (ddof=1, NaN columns zeroed); sets the column attributes."""
+        weights = params["weights"]
+        dropped: dict[str, str] = {}
         if has_nan.any():
             bad = [names[k] for k in np.nonzero(has_nan)[0]]
             if params["nan_columns"] == "error":
@@ -99,8 +183,6 @@ class PatternEmbedding(TransformerMixin, BaseEstimator):
                 )
             dropped.update({b: "contains NaN" for b in bad})
         keep = ~has_nan
-        finite = np.where(keep, arr, 0.0)  # NaN columns zeroed; they are dropped anyway
-        mean, std = finite.mean(0), finite.std(0, ddof=1)
         flat = keep & (std <= params["variance_tol"] * np.maximum(np.abs(mean), 1.0))
         if flat.any():
             bad = [names[k] for k in np.nonzero(flat)[0]]
@@ -128,13 +210,6 @@ class PatternEmbedding(TransformerMixin, BaseEstimator):
         self.mean_ = mean[keep]
         self.scale_ = np.where(std[keep] > 0, std[keep], 1.0) if params["zero_variance"] == "keep" else std[keep]
         self.weights_ = weight_vector
-        z = (arr[:, keep] - self.mean_) / self.scale_ * self.weights_
-        k = min(params["n_components"], z.shape[1], z.shape[0])
-        self._pca = PCA(n_components=k, random_state=self.random_state).fit(z)
-        self.n_components_ = k
-        self.components_ = self._pca.components_
-        self.explained_variance_ratio_ = self._pca.explained_variance_ratio_
-        return self
 
     def transform(self, x) -> np.ndarray:
         """[rows, n_components_] PCA coordinates of a feature table with the fitted columns."""
@@ -144,6 +219,8 @@ class PatternEmbedding(TransformerMixin, BaseEstimator):
         z = (arr[:, self._keep] - self.mean_) / self.scale_ * self.weights_
         if np.isnan(z).any():
             raise ValueError("feature table has NaN in columns the embedding uses")
+        if self._pca is None:  # fitted by fit_chunks: z-scores are centred already
+            return z @ self.components_.T
         return self._pca.transform(z)
 
     def fit_transform(self, x, y=None, *, feature_names: Sequence[str] | None = None) -> np.ndarray:

@@ -4,7 +4,8 @@ An atlas folder holds one ``manifest.json`` and one generation folder ``g-<id>/`
 
 - ``g-<id>/meta.json``: heads, prompts, models, feature names and revisions, config, run facts;
 - ``g-<id>/features.<k>.parquet``: feature set k, one row per (head, prompt), head-major,
-  columns ``head``, ``prompt`` and the set's features (float64);
+  columns ``head``, ``prompt`` and the set's features (float64), in row groups of whole
+  heads (about ROW_GROUP_ROWS rows), so that a range of heads is read without the rest;
 - ``g-<id>/scores.parquet``: ``head``, ``prompt``, ``sum.<score>`` and ``rows.<score>``;
 - ``g-<id>/thumbnails.parquet``: one float16 column ``value``, the [H, T, K, K] array flattened;
 - ``g-<id>/head_stats.parquet`` (when present): ``head`` and the per-head circuit / effect columns.
@@ -17,6 +18,12 @@ generation: a process killed at any moment leaves the old atlas or the new one, 
 Every byte that load reads is covered by a checksum, so damage raises
 :class:`AtlasFileError` naming the folder and the damaged part. Writers are assumed to
 be one process at a time per folder.
+
+``load_atlas(path, lazy=True)`` (the default above LARGE_ATLAS_HEADS heads) leaves the
+feature tables on disk: each set is a :class:`LazyFeatures`, an [H, P, F] array-like that
+reads row groups of heads when asked (``read_heads``, ``iter_heads``; ``np.asarray``
+reads all). The files are checksummed when the atlas is loaded; a later read refuses a file
+whose size or modification time has changed since (AtlasFileError).
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import __version__
-from .atlas_data import AtlasData, ModelInfo
+from .atlas_data import LARGE_ATLAS_HEADS, AtlasData, ModelInfo
 from .detect import SCORE_NAMES
 from .prompts import Prompt
 
@@ -45,6 +52,8 @@ FORMAT = "motif-widgets-atlas"
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 LEGACY_FILES = ("atlas.json", "arrays.npz")  # format 1 (motif-widgets 0.1): no checksums
+#: Rows per row group of the long (head, prompt) tables, rounded down to whole heads.
+ROW_GROUP_ROWS = 1 << 18
 
 
 class AtlasFileError(ValueError):
@@ -89,19 +98,47 @@ def _canonical(doc: dict) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), default=_json_default).encode("utf-8")
 
 
-def _long_index(data: AtlasData) -> dict[str, pa.Array]:
-    """head / prompt columns of a head-major [H * P] table, dictionary-encoded."""
-    h, p = data.n_heads, data.n_prompts
-    head = pa.DictionaryArray.from_arrays(np.repeat(np.arange(h, dtype=np.int32), p), pa.array(data.head_ids))
-    prompt = pa.DictionaryArray.from_arrays(np.tile(np.arange(p, dtype=np.int32), h), pa.array(data.prompt_ids))
+def _long_index(data: AtlasData, start: int = 0, stop: int | None = None) -> dict[str, pa.Array]:
+    """head / prompt columns of the head-major table rows of heads start..stop, dictionary-encoded."""
+    stop = data.n_heads if stop is None else stop
+    p = data.n_prompts
+    head = pa.DictionaryArray.from_arrays(np.repeat(np.arange(start, stop, dtype=np.int32), p), pa.array(data.head_ids))
+    prompt = pa.DictionaryArray.from_arrays(np.tile(np.arange(p, dtype=np.int32), stop - start), pa.array(data.prompt_ids))
     return {"head": head, "prompt": prompt}
 
 
-def _write_table(path: Path, columns: dict[str, pa.Array | np.ndarray] | pa.Table) -> None:
-    table = columns if isinstance(columns, pa.Table) else pa.table(columns)
-    # dictionary-encode the id columns only: for float columns it costs time and saves nothing
-    ids = [c for c in ("head", "prompt") if c in table.column_names]
-    pq.write_table(table, path, compression="zstd", use_dictionary=ids)
+def _heads_per_group(n_prompts: int) -> int:
+    return max(1, ROW_GROUP_ROWS // n_prompts)
+
+
+def _long_groups(data: AtlasData, columns_of):
+    """Row groups of a head-major (head, prompt) table, whole heads each: columns_of(start,
+    stop) -> {column: [(stop - start) * P] array} for those heads; one group of heads is in
+    memory at a time (so lazily loaded features stream through a save)."""
+    step = _heads_per_group(data.n_prompts)
+    for start in range(0, data.n_heads, step):
+        stop = min(data.n_heads, start + step)
+        columns = _long_index(data, start, stop)
+        columns.update(columns_of(start, stop))
+        yield pa.table(columns)
+
+
+def _write_table(path: Path, columns) -> None:
+    """Write a table (columns dict or pa.Table) or an iterator of tables (one row group each)."""
+    whole = isinstance(columns, (dict, pa.Table))
+    groups = [columns] if whole else columns
+    writer = None
+    try:
+        for group in groups:
+            table = group if isinstance(group, pa.Table) else pa.table(group)
+            if writer is None:
+                # dictionary-encode the id columns only: for float columns it costs time and saves nothing
+                ids = [c for c in ("head", "prompt") if c in table.column_names]
+                writer = pq.ParquetWriter(path, table.schema, compression="zstd", use_dictionary=ids)
+            writer.write_table(table, row_group_size=None if whole else max(len(table), 1))
+    finally:
+        if writer is not None:
+            writer.close()
     with open(path, "rb+") as f:
         os.fsync(f.fileno())
 
@@ -146,16 +183,23 @@ def save_atlas(data: AtlasData, path: str | Path, config: dict | None = None, ov
     _write_bytes(partial / "meta.json", _canonical(doc))
     files["meta"] = "meta.json"
     for k, name in enumerate(data.features):
-        f = data.features[name]
-        columns = _long_index(data)
-        columns.update({col: f[:, :, j].reshape(-1) for j, col in enumerate(data.feature_names[name])})
-        _write_table(partial / f"features.{k}.parquet", columns)
+        f, cols = data.features[name], data.feature_names[name]
+
+        def feature_columns(start, stop, f=f, cols=cols):
+            block = f.read_heads(start, stop) if isinstance(f, LazyFeatures) else f[start:stop]
+            return {col: block[:, :, j].reshape(-1) for j, col in enumerate(cols)}
+
+        _write_table(partial / f"features.{k}.parquet", _long_groups(data, feature_columns))
         files[f"features.{k}"] = f"features.{k}.parquet"
-    scores = _long_index(data)
-    for j, s in enumerate(SCORE_NAMES):
-        scores[f"sum.{s}"] = data.score_sums[:, :, j].reshape(-1)
-        scores[f"rows.{s}"] = data.score_rows[:, :, j].reshape(-1)
-    _write_table(partial / "scores.parquet", scores)
+
+    def score_columns(start, stop):
+        out = {}
+        for j, s in enumerate(SCORE_NAMES):
+            out[f"sum.{s}"] = data.score_sums[start:stop, :, j].reshape(-1)
+            out[f"rows.{s}"] = data.score_rows[start:stop, :, j].reshape(-1)
+        return out
+
+    _write_table(partial / "scores.parquet", _long_groups(data, score_columns))
     files["scores"] = "scores.parquet"
     _write_table(partial / "thumbnails.parquet", {"value": data.thumbnails.reshape(-1)})
     files["thumbnails"] = "thumbnails.parquet"
@@ -224,11 +268,20 @@ def _meta_doc(data: AtlasData, config: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------- load
-def load_atlas(path: str | Path) -> tuple[AtlasData, dict]:
-    """(data, config dict) of an atlas folder; AtlasFileError if it is none or is damaged."""
+def load_atlas(path: str | Path, lazy: bool | None = False) -> tuple[AtlasData, dict]:
+    """(data, config dict) of an atlas folder; AtlasFileError if it is none or is damaged.
+
+    Args:
+        lazy: True leaves the feature tables on disk (each set a :class:`LazyFeatures`, read
+            in row groups of heads when used); False reads everything (the default); None
+            decides by size: lazy above LARGE_ATLAS_HEADS heads. Format-1 atlases are
+            always read whole.
+    """
     path = Path(path)
+    if lazy is not None and not isinstance(lazy, bool):
+        raise ValueError(f"lazy must be True, False or None (by size), got {lazy!r}")
     if (path / MANIFEST).exists():
-        return _load_v2(path)
+        return _load_v2(path, lazy)
     if all((path / f).exists() for f in LEGACY_FILES):
         warnings.warn(
             f"{path} was saved by motif-widgets 0.1 without checksums; save it again to protect it", stacklevel=3
@@ -241,7 +294,7 @@ def _damaged(path: Path, part: str, why: str) -> AtlasFileError:
     return AtlasFileError(f"atlas {path} is damaged: {part} {why}")
 
 
-def _load_v2(path: Path) -> tuple[AtlasData, dict]:
+def _load_v2(path: Path, lazy: bool | None = False) -> tuple[AtlasData, dict]:
     try:
         manifest = json.loads((path / MANIFEST).read_bytes())
         stated = manifest.pop("checksum")
@@ -265,7 +318,10 @@ def _load_v2(path: Path) -> tuple[AtlasData, dict]:
         blobs[part] = file
     try:
         doc = json.loads(blobs["meta"].read_bytes())
-        data = _decode(doc, lambda k: _read_features(blobs[f"features.{k}"], doc), _read_scores(blobs["scores"], doc),
+        if lazy is None:
+            lazy = len(doc["heads"]["head"]) > LARGE_ATLAS_HEADS
+        read = _lazy_features if lazy else _read_features
+        data = _decode(doc, lambda k: read(blobs[f"features.{k}"], doc), _read_scores(blobs["scores"], doc),
                        _read_thumbnails(blobs["thumbnails"], doc))
         if "head_stats" in blobs:
             data = replace(data, head_stats=pq.read_table(blobs["head_stats"]).to_pandas().set_index("head"))
@@ -281,6 +337,88 @@ def _read_features(file: Path, doc: dict) -> tuple[np.ndarray, list[str]]:
     h, p = len(doc["heads"]["head"]), len(doc["prompts"])
     cols = [table.column(c).to_numpy().astype(np.float64, copy=False) for c in names]
     return np.stack(cols, axis=-1).reshape(h, p, len(names)), names
+
+
+def _lazy_features(file: Path, doc: dict) -> tuple["LazyFeatures", list[str]]:
+    lazy = LazyFeatures(file, len(doc["heads"]["head"]), len(doc["prompts"]))
+    return lazy, list(lazy.feature_names)
+
+
+class LazyFeatures:
+    """One saved feature set [H, P, F] float64, left on disk and read by heads.
+
+    Made by ``load_atlas(..., lazy=True)``; it stands where AtlasData keeps an array.
+    ``read_heads(a, b)`` reads heads a..b-1 (the row groups that hold them);
+    ``iter_heads(rows)`` yields (start, [n, P, F]) blocks of about `rows` (head, prompt)
+    rows; ``np.asarray(f)`` and indexing (``f[a:b]``, ``f[:, prompts]``) read what they need.
+    A file changed since the atlas was loaded (size or modification time) raises
+    AtlasFileError rather than being read.
+    """
+
+    dtype = np.dtype(np.float64)
+    ndim = 3
+
+    def __init__(self, file: Path, n_heads: int, n_prompts: int):
+        self.file = Path(file)
+        stat = self.file.stat()
+        self._stamp = (stat.st_size, stat.st_mtime_ns)
+        meta = pq.ParquetFile(self.file).metadata
+        names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+        self.feature_names = tuple(c for c in names if c not in ("head", "prompt"))
+        self.shape = (int(n_heads), int(n_prompts), len(self.feature_names))
+        if meta.num_rows != n_heads * n_prompts:
+            raise ValueError(f"{self.file.name} has {meta.num_rows} rows, expected {n_heads} x {n_prompts}")
+        rows = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+        self._group_start = np.concatenate([[0], np.cumsum(rows)]).astype(np.int64)  # [G + 1] first row of each
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"LazyFeatures({self.file}, shape={self.shape})"
+
+    def _open(self) -> pq.ParquetFile:
+        try:
+            stat = self.file.stat()
+        except FileNotFoundError:
+            raise AtlasFileError(f"{self.file} is gone (the atlas was saved again or moved since it was loaded)") from None
+        if (stat.st_size, stat.st_mtime_ns) != self._stamp:
+            raise AtlasFileError(f"{self.file} has changed since the atlas was loaded; load it again")
+        return pq.ParquetFile(self.file)
+
+    def read_heads(self, start: int, stop: int) -> np.ndarray:
+        """[stop - start, P, F] float64 features of heads start..stop-1."""
+        h, p, f = self.shape
+        start, stop = max(0, int(start)), min(h, int(stop))
+        if stop <= start:
+            return np.zeros((0, p, f))
+        r0, r1 = start * p, stop * p
+        first = int(np.searchsorted(self._group_start, r0, side="right")) - 1
+        last = int(np.searchsorted(self._group_start, r1, side="left"))  # exclusive
+        table = self._open().read_row_groups(list(range(first, last)), columns=list(self.feature_names))
+        offset = r0 - int(self._group_start[first])
+        out = np.empty((r1 - r0, f))
+        for j, name in enumerate(self.feature_names):
+            out[:, j] = table.column(name).slice(offset, r1 - r0).to_numpy()
+        return out.reshape(stop - start, p, f)
+
+    def iter_heads(self, rows: int = ROW_GROUP_ROWS):
+        """Yield (start, [n, P, F] block) over all heads, about `rows` (head, prompt) rows each."""
+        step = max(1, int(rows) // max(self.shape[1], 1))
+        for start in range(0, self.shape[0], step):
+            yield start, self.read_heads(start, start + step)
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.read_heads(0, self.shape[0])
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def __getitem__(self, key):
+        first, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+        if isinstance(first, slice) and first.step in (None, 1):
+            start, stop, _ = first.indices(self.shape[0])
+            block = self.read_heads(start, max(start, stop))
+            return block[(slice(None),) + tuple(rest)] if rest else block
+        return np.asarray(self)[key]
 
 
 def _read_scores(file: Path, doc: dict) -> tuple[np.ndarray, np.ndarray]:

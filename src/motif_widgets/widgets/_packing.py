@@ -19,6 +19,9 @@ from ._serialization import encode_patterns
 #: Neighbours shipped per head (and per head and model): the similar-heads panel shows up to
 #: this many without asking the kernel.
 DEFAULT_N_NEIGHBORS = 20
+#: Pattern points the cloud ships at most (it stays interactive with 200k); larger atlases
+#: show every head on an evenly spaced subset of the prompts (see cloud()).
+MAX_PATTERN_POINTS = 200_000
 HEAD_MAP_METHODS = ("isomap", "umap", "tsne", "pca")
 
 
@@ -131,11 +134,12 @@ def neighbors(atlas: Atlas, n_neighbors: int = DEFAULT_N_NEIGHBORS) -> dict:
     nearest heads within each model (padded with -1 / NaN)."""
     if n_neighbors < 1:
         raise ValueError(f"n_neighbors must be >= 1, got {n_neighbors}")
-    d = atlas.distances
-    index, dist = nearest_heads(d, n_neighbors)
+    index, dist = atlas.neighbors(n_neighbors)  # the atlas's precomputed index
+    index, dist = index.astype(np.int32), dist.astype(np.float32)
     out = {"neighbor_index": index, "neighbor_distance": dist, "model_neighbor_index": None, "model_neighbor_distance": None}
     names = atlas.model_names
     if len(names) > 1:
+        d = atlas.distances
         model = atlas.heads["model"].to_numpy()
         per_model = [nearest_heads(d, n_neighbors, model == name) for name in names]
         out["model_neighbor_index"] = np.stack([p[0] for p in per_model])
@@ -150,31 +154,43 @@ def _first3(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def cloud(atlas: Atlas, head_map_method: str = "isomap") -> dict:
-    """pattern_points float32 [H * P, 3] (first 3 PCs of every (head, prompt) pattern),
-    pattern_scores float16 [H * P, S] (per-pattern head-type scores, NaN where undefined),
+def shown_prompts(n_heads: int, n_prompts: int, max_points: int = MAX_PATTERN_POINTS) -> np.ndarray:
+    """int64 [P'] prompts the cloud shows: all, or evenly spaced ones (first included) so
+    that H * P' <= max_points (at least one prompt)."""
+    keep = max(1, min(n_prompts, max_points // max(n_heads, 1)))
+    return np.unique(np.linspace(0, n_prompts - 1, keep).round().astype(np.int64))
+
+
+def cloud(atlas: Atlas, head_map_method: str = "isomap", max_points: int = MAX_PATTERN_POINTS) -> dict:
+    """pattern_points float32 [H * P', 3] (first 3 PCs of every (head, prompt) pattern),
+    pattern_scores float16 [H * P', S] (per-pattern head-type scores, NaN where undefined),
     head_points float32 [H, 3] (atlas.head_map; the heads' mean PCA point for atlases of fewer
-    than 5 heads), prompt ids / kinds [P] and axis labels."""
+    than 5 heads), prompt ids / kinds [P'] and axis labels. P' = P unless H * P exceeds
+    max_points: then the P' evenly spaced prompts of shown_prompts."""
     if head_map_method not in HEAD_MAP_METHODS:
         raise ValueError(f"unknown head map {head_map_method!r}; choose one of {HEAD_MAP_METHODS}")
-    points = atlas.points
+    shown = shown_prompts(len(atlas.head_ids), len(atlas.prompts), max_points)
+    all_prompts = len(shown) == len(atlas.prompts)
+    points = atlas.points if all_prompts else atlas.points[:, shown]
     h, p, _ = points.shape
     names = list(atlas.head_scores().columns)
-    per_pattern = np.stack([atlas.prompt_scores(s).to_numpy() for s in names], -1) if names else np.zeros((h, p, 0))
+    per_pattern = (
+        np.stack([atlas.prompt_scores(s).to_numpy()[:, shown] for s in names], -1) if names else np.zeros((h, p, 0))
+    )
     ratio = atlas.embedding.explained_variance_ratio_
     pattern_labels = [f"PC{i + 1} ({ratio[i]:.0%})" if i < len(ratio) else "" for i in range(3)]
     if h >= 5:
         head_points = _first3(atlas.head_map(head_map_method, 3).to_numpy())
         head_labels = [f"{head_map_method} {i + 1}" for i in range(3)]
     else:
-        head_points = _first3(points.mean(1))
+        head_points = _first3(atlas.points.mean(1))
         head_labels = [f"mean PC{i + 1}" for i in range(3)]
     return {
         "pattern_points": _first3(points).reshape(h * p, 3),
         "pattern_scores": per_pattern.reshape(h * p, -1).astype(np.float16),
         "head_points": head_points,
-        "prompt_ids": atlas.prompt_ids,
-        "prompt_kinds": [q.kind for q in atlas.prompts],
+        "prompt_ids": [atlas.prompt_ids[k] for k in shown],
+        "prompt_kinds": [atlas.prompts[k].kind for k in shown],
         "pattern_axis_labels": pattern_labels,
         "head_axis_labels": head_labels,
     }
@@ -237,8 +253,14 @@ def available_channels(atlas: Atlas) -> list[str]:
 
 
 def distance_quantiles(d: np.ndarray, n: int = N_QUANTILES) -> np.ndarray:
-    """float32 [n]: quantiles 0, 1/(n-1), ..., 1 of the distances of all distinct head pairs."""
-    upper = d[np.triu_indices(len(d), 1)]
+    """float32 [n]: quantiles 0, 1/(n-1), ..., 1 of the distances of all distinct head pairs
+    (gathered row by row: no [H * (H - 1) / 2] index arrays)."""
+    h = len(d)
+    upper = np.empty(h * (h - 1) // 2, dtype=d.dtype)
+    at = 0
+    for i in range(h - 1):
+        upper[at : at + h - 1 - i] = d[i, i + 1 :]
+        at += h - 1 - i
     upper = upper[np.isfinite(upper)]
     if not upper.size:
         return np.zeros(n, np.float32)

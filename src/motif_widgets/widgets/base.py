@@ -29,6 +29,7 @@ import pandas as pd
 import traitlets
 
 from ..atlas import Atlas
+from ..distance import nearest_heads as _nearest_heads
 from . import _packing
 from ._bundles import STATIC, bundle_path  # noqa: F401  (STATIC / bundle_path: public here too)
 from ._serialization import PATTERN_ENCODINGS
@@ -197,10 +198,11 @@ class AtlasWidget(anywidget.AnyWidget):
         rows["selected_head"] = [h == self.selected_head for h in rows.index]
         ids = self._atlas.head_ids
         if k and len(ids) > 1:
-            index, dist = _packing.nearest_heads(self._atlas.distances, min(k, len(ids) - 1))
             rows_idx = [self._atlas.head_index(h) for h in heads]
-            rows["neighbors"] = [[ids[j] for j in index[i] if j >= 0] for i in rows_idx]
-            rows["neighbor_distances"] = [[float(x) for x in dist[i] if np.isfinite(x)] for i in rows_idx]
+            index, dist = _nearest_heads(self._atlas.distances, min(k, len(ids) - 1), rows=rows_idx)
+            dist = dist.astype(np.float32)  # as shipped to the panel
+            rows["neighbors"] = [[ids[j] for j in index[r] if j >= 0] for r in range(len(rows_idx))]
+            rows["neighbor_distances"] = [[float(x) for x in dist[r] if np.isfinite(x)] for r in range(len(rows_idx))]
         rows.index.name = "head"
         return rows
 

@@ -1,0 +1,250 @@
+"""Large atlases out of core, at small sizes: lazy feature reads, the streamed PCA, float32
+eq. 3, the chunked neighbour ranking and index, landmark Isomap, and widgets that ship no
+[H, H] matrix. (Speed and memory at 10k heads: benchmarks/large_atlas.py.)"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from motif_widgets import Atlas, PatternEmbedding
+from motif_widgets import atlas as atlas_module
+from motif_widgets import distance, store
+from motif_widgets.distance import nearest_heads, paired_distances
+from motif_widgets.projection import head_map, landmark_isomap
+from motif_widgets.store import AtlasFileError, LazyFeatures
+
+
+def head_patterns(rng, n_layers: int, n_heads: int, n: int) -> np.ndarray:
+    """[layers, heads, n, n] causal softmax patterns; each head has its own sharpness, sink
+    and previous-token strength, so heads differ as real ones do."""
+    i, j = np.indices((n, n))
+    sharp = rng.uniform(0.5, 4.0, (n_layers, n_heads, 1, 1))
+    sink = rng.uniform(0.0, 4.0, (n_layers, n_heads, 1))
+    prev = rng.uniform(0.0, 6.0, (n_layers, n_heads, 1, 1))
+    scores = rng.standard_normal((n_layers, n_heads, n, n)) * sharp
+    scores[..., 0] += sink
+    scores = np.where(j <= i, scores + (i - j == 1) * prev, -np.inf)
+    e = np.exp(scores - scores.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def pattern_atlas(seed: int = 0, n_layers: int = 4, n_heads: int = 6, n_prompts: int = 10, **config) -> Atlas:
+    """Two models' heads over the same prompts, features from the real kernels."""
+    parts = []
+    for m in range(2):
+        rng = np.random.default_rng(seed * 10 + m)
+        per_prompt = [head_patterns(rng, n_layers, n_heads, int(n)) for n in rng.integers(10, 18, n_prompts)]
+        parts.append(Atlas.from_patterns(per_prompt, model_name=f"m{m}", prompts=[f"p{k}" for k in range(n_prompts)],
+                                         extra_feature_sets=["paper"], thumbnails=2, **config))
+    return Atlas.merge(parts)
+
+
+@pytest.fixture(scope="module")
+def atlas() -> Atlas:
+    return pattern_atlas()
+
+
+def test_lazy_features_read_like_the_eager_ones(atlas, tmp_path, monkeypatch):
+    p = len(atlas.prompts)
+    monkeypatch.setattr(store, "ROW_GROUP_ROWS", 5 * p)  # row groups of 5 heads: reads cross groups
+    path = atlas.save(tmp_path / "a")
+    lazy = Atlas.load(path, lazy=True)
+    eager = Atlas.load(path, lazy=False)
+    assert isinstance(lazy.data.features["motifs"], LazyFeatures) and isinstance(eager.features, np.ndarray)
+    for name, want in atlas.data.features.items():
+        f = lazy.data.features[name]
+        assert f.shape == want.shape and np.array_equal(np.asarray(f), want)
+        assert np.array_equal(f.read_heads(3, 17), want[3:17]) and np.array_equal(f[4:6, 2:5], want[4:6, 2:5])
+        assert np.array_equal(f[:, [7, 1]], want[:, [7, 1]]) and f.read_heads(48, 60).shape == (0, p, want.shape[2])
+        blocks = list(f.iter_heads(rows=3 * p))
+        assert [s for s, _ in blocks] == list(range(0, len(want), 3))
+        assert np.array_equal(np.concatenate([b for _, b in blocks]), want)
+    files = pq.ParquetFile(lazy.data.features["motifs"].file).metadata
+    assert files.num_row_groups == -(-len(atlas.head_ids) // 5)
+    # the derivations of a lazy atlas equal those of the eager one (same large path)
+    assert np.array_equal(lazy.configure(large=True).points, eager.configure(large=True).points)
+    assert lazy.take_prompts(["p3", "p0"]).features.shape == (48, 2, len(atlas.feature_names))
+    # a lazily loaded atlas saves (streaming its features) to an equal one
+    again = Atlas.load(lazy.save(tmp_path / "b"), lazy=False)
+    for name, want in atlas.data.features.items():
+        assert np.array_equal(again.data.features[name], want)
+    # by size: lazy above LARGE_ATLAS_HEADS heads
+    assert isinstance(Atlas.load(path).features, np.ndarray)
+    monkeypatch.setattr(store, "LARGE_ATLAS_HEADS", 40)
+    assert isinstance(Atlas.load(path).features, LazyFeatures)
+    for bad in ("yes", 1):
+        with pytest.raises(ValueError, match="lazy must be True, False or None"):
+            store.load_atlas(path, lazy=bad)
+        with pytest.raises(TypeError, match="large must be True, False or None"):
+            atlas_module.AtlasConfig(large=bad)
+
+
+def test_a_lazy_read_refuses_a_file_changed_since_the_load(atlas, tmp_path):
+    path = atlas.save(tmp_path / "a")
+    lazy = Atlas.load(path, lazy=True)
+    file = lazy.data.features["motifs"].file
+    stat = file.stat()
+    os.utime(file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    with pytest.raises(AtlasFileError, match="has changed since the atlas was loaded"):
+        lazy.features.read_heads(0, 2)
+    atlas.save(path)  # a new generation: the old files are removed
+    with pytest.raises(AtlasFileError, match="is gone"):
+        lazy.data.features["paper"].read_heads(0, 2)
+
+
+@pytest.mark.parametrize("feature_set", ["motifs", "paper"])
+def test_streamed_pca_matches_sklearn(atlas, feature_set):
+    a = atlas.configure(feature_set=feature_set)
+    ref = a.embedding  # small atlas: scikit-learn PCA
+    assert ref.solver_ == "sklearn" and not a.is_large
+    h, p, f = a.features.shape
+    x = a.features.reshape(h * p, f)
+    chunks = (x[s : s + 37] for s in range(0, len(x), 37))  # chunks that do not align with heads
+    got = PatternEmbedding(**ref.get_params()).fit_chunks(chunks, feature_names=a.feature_names)
+    assert got.solver_ == "covariance"
+    assert got.kept_features_ == ref.kept_features_ and got.dropped_features_ == ref.dropped_features_
+    assert np.allclose(got.mean_, ref.mean_, rtol=1e-12, atol=1e-12) and np.allclose(got.scale_, ref.scale_, rtol=1e-12)
+    assert np.abs(got.components_ - ref.components_).max() < 1e-9  # signs as scikit-learn's too
+    assert np.abs(got.explained_variance_ratio_ - ref.explained_variance_ratio_).max() < 1e-12
+    assert np.abs(got.transform(x) - ref.transform(x)).max() < 1e-9 * np.abs(ref.transform(x)).max()
+    # the atlas takes this path when large
+    large = a.configure(large=True)
+    assert large.embedding.solver_ == "covariance" and np.abs(large.points - a.points).max() < 1e-9
+
+
+def test_streamed_pca_applies_the_column_policies():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((90, 4))
+    x[:, 1] = 2.0
+    x[40, 2] = np.nan
+    cols = ["a", "flat", "gap", "d"]
+    with pytest.raises(ValueError, match="contain NaN"):
+        PatternEmbedding().fit_chunks([x[:50], x[50:]], feature_names=cols)
+    emb = PatternEmbedding(nan_columns="drop").fit_chunks([x[:50], x[50:]], feature_names=cols)
+    assert emb.dropped_features_ == {"gap": "contains NaN", "flat": "zero variance"} and emb.kept_features_ == ["a", "d"]
+    with pytest.raises(ValueError, match="same feature columns"):
+        PatternEmbedding().fit_chunks([pd.DataFrame(x[:5], columns=cols), pd.DataFrame(x[5:], columns=cols[::-1])])
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        PatternEmbedding().fit_chunks([])
+
+
+def test_float32_distances_match_float64_and_keep_the_ranking(atlas, monkeypatch):
+    monkeypatch.setattr(distance, "TILE", 16)  # several tiles, diagonal and off-diagonal
+    pts = atlas.points
+    d64 = paired_distances(pts)
+    d32 = paired_distances(pts, dtype="float32")
+    assert d32.dtype == np.float32 and np.array_equal(d32, d32.T) and not np.diag(d32).any()
+    off = ~np.eye(len(d64), dtype=bool)
+    assert (np.abs(d32 - d64)[off] / d64[off]).max() < 1e-5
+    i64, _ = nearest_heads(d64, 10)
+    i32, _ = nearest_heads(d32, 10)
+    assert np.array_equal(i64, i32)
+    for order in (1.0, 3.0):
+        ref = paired_distances(pts, order)
+        assert np.abs(paired_distances(pts, order, "float32") - ref)[off].max() / ref[off].min() < 1e-5
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        paired_distances(pts, dtype="float16")
+    bad = pts.copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        paired_distances(bad, dtype="float32")
+    # a large atlas computes eq. 3 this way
+    large = atlas.configure(large=True)
+    assert large.is_large and large.distances.dtype == np.float32
+    assert np.abs(large.distances - atlas.distances)[off].max() / atlas.distances[off].min() < 1e-5
+
+
+def test_chunked_nearest_heads_ranks_like_a_stable_sort(monkeypatch):
+    monkeypatch.setattr(distance, "ROW_CHUNK_ELEMENTS", 7 * 60)  # 7 rows per chunk
+    rng = np.random.default_rng(5)
+    d = np.round(rng.random((60, 60)), 1)  # many ties
+    d = (d + d.T) / 2
+    cand = rng.random(60) < 0.3
+
+    def stable(k, candidates=None, d=d):
+        m = d.copy()
+        np.fill_diagonal(m, np.inf)
+        if candidates is not None:
+            m[:, ~candidates] = np.inf
+        order = np.argsort(m, axis=1, kind="stable")[:, :k]
+        return np.where(np.isfinite(np.take_along_axis(m, order, 1)), order, -1)
+
+    for k in (1, 5, 20, 59):
+        for m in (d, d.astype(np.float32)):
+            index, dist = nearest_heads(m, k)
+            assert np.array_equal(index, stable(k, d=m)) and np.array_equal(dist, np.take_along_axis(m, index, 1))
+    index, dist = nearest_heads(d, 30, cand)
+    assert np.array_equal(index, stable(30, cand)) and np.isnan(dist[index < 0]).all()
+    assert (index >= 0).sum(1).max() == cand.sum()
+    assert np.array_equal(nearest_heads(d, 4, rows=[9, 2])[0], stable(4)[[9, 2]])
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        nearest_heads(d, 0)
+
+
+def test_the_neighbour_index_answers_similar_heads_like_the_full_matrix(atlas):
+    large = atlas.configure(large=True)
+    index, dist = large.neighbors()
+    assert index.shape == (48, Atlas.N_INDEXED_NEIGHBORS)
+    full_index, full_dist = nearest_heads(large.distances, Atlas.N_INDEXED_NEIGHBORS)
+    assert np.array_equal(index, full_index) and np.array_equal(dist, full_dist, equal_nan=True)
+    for head in ("m0:L0H0", "m1:L3H5", 17):
+        from_index = large.similar_heads(head, k=10)  # read from the index
+        from_matrix = large.similar_heads(head, k=10, models=large.model_names)  # ranked on the matrix row
+        pd.testing.assert_frame_equal(from_index, from_matrix)
+        assert from_index["distance"].is_monotonic_increasing
+    assert len(large.similar_heads("m0:L1H2", k=40)) == 40  # beyond the index: the matrix row
+    summary = large.summary(k=3)
+    assert summary.loc["m0:L0H0", "nearest"] == ", ".join(large.head_ids[j] for j in index[0, :3])
+
+
+def test_landmark_isomap_is_isomap_with_every_landmark(atlas):
+    d = atlas.distances
+    index, dist = nearest_heads(d, 8)
+    exact = head_map(d, "isomap", 3, n_neighbors=8)
+    full = landmark_isomap(index, dist, 3, n_landmarks=len(d), distances=d)
+    assert np.allclose(np.abs(full), np.abs(exact), atol=1e-8 * np.abs(exact).max())
+    # fewer landmarks: seeded, so the same map twice (its closeness to Isomap at 1,000 heads
+    # is measured by benchmarks/large_atlas.py)
+    few = landmark_isomap(index, dist, 3, n_landmarks=30, seed=1, distances=d)
+    assert np.array_equal(few, landmark_isomap(index, dist, 3, n_landmarks=30, seed=1, distances=d))
+    assert np.isfinite(few).all() and np.allclose(few.mean(0), 0)
+    # two far groups: the kNN graph falls apart and is joined by the closest pair
+    far = d.copy()
+    far[:24, 24:] += 100
+    far[24:, :24] += 100
+    i2, d2 = nearest_heads(far, 5)
+    with pytest.raises(ValueError, match="components; pass distances="):
+        landmark_isomap(i2, d2, 3)
+    coords = landmark_isomap(i2, d2, 3, n_landmarks=20, distances=far)
+    assert np.isfinite(coords).all() and coords.shape == (48, 3)
+    large = atlas.configure(large=True)
+    assert np.array_equal(large.head_map("isomap", 3, n_neighbors=8).to_numpy(),
+                          landmark_isomap(*large.neighbors(8), 3, Atlas.N_LANDMARKS, 0, large.distances))
+
+
+def test_widgets_on_a_large_atlas_ship_no_square_matrix(atlas, monkeypatch):
+    from motif_widgets.widgets import HeadExplorer, PatternCloud, SimilarHeads, _packing
+
+    monkeypatch.setattr(atlas_module, "LARGE_ATLAS_HEADS", 40)  # 48 heads count as large
+    large = Atlas(atlas.data, atlas.config)
+    assert large.is_large and large.distances.dtype == np.float32
+    h = len(large.head_ids)
+    for widget in (SimilarHeads(large), PatternCloud(large), HeadExplorer(large)):
+        shipped = {name: getattr(widget, name) for name in widget.keys}
+        arrays = {n: v for n, v in shipped.items() if isinstance(v, np.ndarray)}
+        assert arrays, type(widget).__name__
+        assert not [n for n, v in arrays.items() if v.ndim >= 2 and v.shape[:2] == (h, h)], type(widget).__name__
+    similar = SimilarHeads(large)
+    assert np.array_equal(similar.neighbor_index, large.neighbors(similar.neighbor_index.shape[1])[0])
+    # above the point cap the cloud shows every head on evenly spaced prompts
+    packed = _packing.cloud(large, max_points=h * 4)
+    assert packed["prompt_ids"] == ["p0", "p3", "p6", "p9"] and packed["pattern_points"].shape == (h * 4, 3)
+    assert np.array_equal(packed["pattern_points"].reshape(h, 4, 3), large.points[:, [0, 3, 6, 9], :3].astype(np.float32))
+    assert len(_packing.cloud(large)["prompt_ids"]) == len(large.prompts)
+    # thumbnails: the widgets' one byte budget (thumbnail_plan) holds for large atlases too
+    assert _packing.thumbnails(large)["thumbnails"].nbytes <= _packing.MAX_THUMBNAIL_BYTES
