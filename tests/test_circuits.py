@@ -96,16 +96,22 @@ def hf_reference_weights(hf, gemma: bool = False):
     return Q, K, V, O, W_E, W_U
 
 
-def assert_matches_reference(df, ref, rtol=1e-7, atol=1e-9):
+#: ov_copying of the default precision="float32" (the W_U W_E product in float32 chunks summed in
+#: float64): relative 1e-5; everything else, and precision="float64": 1e-7
+COPYING_RTOL_FLOAT32 = 1e-5
+
+
+def assert_matches_reference(df, ref, rtol=1e-7, atol=1e-9, copying_rtol=None):
     for short, row in ref.items():
         got = df.loc[df.index.str.endswith(":" + short)].iloc[0]
         for col, want in row.items():
+            tol = dict(rtol=copying_rtol, atol=atol) if col == "ov_copying" and copying_rtol else dict(rtol=rtol, atol=atol)
             if col.endswith("partner"):
                 assert (pd.isna(got[col]) and want is None) or got[col].endswith(":" + want), (short, col, got[col], want)
             elif np.isnan(want):
                 assert np.isnan(got[col]), (short, col)
             else:
-                np.testing.assert_allclose(got[col], want, rtol=rtol, atol=atol, err_msg=f"{short} {col}")
+                np.testing.assert_allclose(got[col], want, **tol, err_msg=f"{short} {col}")
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +125,11 @@ def llama_random_norms(tiny_llama):
 def test_weight_stats_match_numpy_reference_on_gqa_llama(llama_random_norms):
     df = circuits.weight_stats(llama_random_norms)
     assert df.index.name == "head" and len(df) == 2 * 4 and df.index[0] == "tiny-llama:L0H0"
-    assert_matches_reference(df, reference_stats(*hf_reference_weights(llama_random_norms)))
+    ref = reference_stats(*hf_reference_weights(llama_random_norms))
+    assert_matches_reference(df, ref, copying_rtol=COPYING_RTOL_FLOAT32)
+    assert_matches_reference(circuits.weight_stats(llama_random_norms, precision="float64"), ref)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        circuits.weight_stats(llama_random_norms, precision="float16")
     for kind in "qkv":
         assert 0 < df.attrs[f"{kind}_comp_baseline"] < 1
 
@@ -146,14 +156,16 @@ def test_weight_stats_match_numpy_reference_on_gemma3_and_qwen2():
     gemma.motif_widgets_name = "tiny-gemma"
     df = circuits.weight_stats(_randomize_norms(gemma))
     assert any("q_norm" in f for f in df.attrs["folded"]) and any("post_attention" in f for f in df.attrs["folded"])
-    assert_matches_reference(df, reference_stats(*hf_reference_weights(gemma, gemma=True)))
+    ref = reference_stats(*hf_reference_weights(gemma, gemma=True))
+    assert_matches_reference(df, ref, copying_rtol=COPYING_RTOL_FLOAT32)  # tied embeddings: the Gram path
+    assert_matches_reference(circuits.weight_stats(gemma, precision="float64"), ref)
     qwen = Qwen2ForCausalLM(Qwen2Config(
         vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
         num_key_value_heads=2, max_position_embeddings=128,
     )).eval()
     qwen.motif_widgets_name = "tiny-qwen"
     df = circuits.weight_stats(_randomize_norms(qwen))
-    assert_matches_reference(df, reference_stats(*hf_reference_weights(qwen)))
+    assert_matches_reference(df, reference_stats(*hf_reference_weights(qwen)), copying_rtol=COPYING_RTOL_FLOAT32)
 
 
 def test_weight_stats_same_through_every_adapter(tiny_llama):
@@ -175,7 +187,7 @@ def test_toy_weight_stats_match_reference_and_show_the_induction_circuit(toy_mod
         V[l] *= g[None, :, None]
     W_U = dd(m.ln_final.w)[:, None] * dd(m.W_U)
     df = circuits.weight_stats(m)
-    assert_matches_reference(df, reference_stats(Q, K, V, O, dd(m.W_E), W_U))
+    assert_matches_reference(df, reference_stats(Q, K, V, O, dd(m.W_E), W_U), copying_rtol=COPYING_RTOL_FLOAT32)
     prev = "toy-induction:L0H3"  # the toy's strongest previous-token head (meta scores)
     induction = df[df.layer == 1]
     assert (induction.k_comp_partner == prev).all()
@@ -394,3 +406,45 @@ def test_gemma_weight_stats():
     df = circuits.weight_stats(hf)
     assert len(df) == 18 * 4 and df[STAT_COLUMNS].notna().all().all()
     assert any("q_norm" in f for f in df.attrs["folded"]) and any("post_attention" in f for f in df.attrs["folded"])
+
+
+def test_gemma3_folded_weights_reproduce_the_modules_up_to_the_rms_scalars():
+    """Gemma-3's folding (1 + w norms; q/k norms into W_Q / W_K; the post-attention norm into
+    W_O) against its own modules: q, k and the normed attention output computed from the folded
+    matrices point the same way as the model's (norms only add a per-position, per-head RMS
+    factor, which the weight statistics ignore)."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    gemma = _randomize_norms(Gemma3ForCausalLM(Gemma3TextConfig(
+        vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, max_position_embeddings=128, sliding_window=16,
+    )).eval())
+    with torch.no_grad():  # Gemma stores offsets: w in (-0.5, 0.5), scales 1 + w in (0.5, 1.5)
+        for m in gemma.modules():
+            if type(m).__name__.endswith("RMSNorm"):
+                m.weight.sub_(1.0)
+    gemma.motif_widgets_name = "tiny-gemma"
+    W = circuits.head_weights(gemma)
+    x = torch.randn(7, 64, dtype=torch.float64)
+    unit = x / x.pow(2).mean(-1, keepdim=True).sqrt()  # the input norm without its weight
+    cos = lambda a, b: torch.nn.functional.cosine_similarity(a, b, dim=-1)  # noqa: E731
+    one = torch.ones(7, dtype=torch.float64)
+    tol = dict(rtol=1e-5, atol=1e-5)  # Gemma3RMSNorm computes in float32 whatever the input
+    with torch.no_grad():
+        for l, layer in enumerate(gemma.model.layers):
+            layer = layer.double()
+            a = layer.self_attn
+            h_in = layer.input_layernorm(x)
+            q = a.q_norm(a.q_proj(h_in).view(7, 4, 16))  # [n, H, d]
+            k = a.k_norm(a.k_proj(h_in).view(7, 2, 16))
+            for h in range(4):
+                torch.testing.assert_close(cos(q[:, h], unit @ W.W_Q[l, h]), one, **tol)
+                torch.testing.assert_close(cos(k[:, h // 2], unit @ W.W_K[l, h]), one, **tol)
+            z = torch.randn(7, 4, 16, dtype=torch.float64)
+            out = layer.post_attention_layernorm(a.o_proj(z.reshape(7, 64)))
+            folded = torch.einsum("nhd,hde->ne", z, W.W_O[l])
+            torch.testing.assert_close(cos(out, folded), one, **tol)
+            # the values: V folded with the input norm weight only (no norm on v in Gemma-3)
+            v = a.v_proj(h_in).view(7, 2, 16)
+            torch.testing.assert_close(v[:, 1], unit @ W.W_V[l, 3], **tol)

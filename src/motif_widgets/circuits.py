@@ -160,24 +160,45 @@ def _norm_scale(module) -> torch.Tensor | None:
     return 1.0 + w if "Gemma" in type(module).__name__ else w
 
 
-def _unembed_embed(W_E: torch.Tensor, W_U_rows: torch.Tensor, final_scale, embed_scale: float = 1.0, chunk: int = 16384):
-    """W_U W_E [d_model, d_model] in float64, W_U centred over the vocabulary (each residual
-    direction's mean logit removed: softmax-invariant), the final norm's scale folded in.
+def _unembed_embed(
+    W_E: torch.Tensor,
+    W_U_rows: torch.Tensor,
+    final_scale,
+    embed_scale: float = 1.0,
+    chunk: int = 16384,
+    dtype: torch.dtype = torch.float32,
+):
+    """W_U W_E [d_model, d_model] (float64 result), W_U centred over the vocabulary (each
+    residual direction's mean logit removed: softmax-invariant), the final norm's scale folded in.
 
     W_E: [vocab, d_model]; W_U_rows: the unembedding as [vocab, d_model] (lm_head.weight, W_U^T).
-    Computed in vocabulary chunks so the float64 copy of a large vocabulary is never held."""
+    Each vocabulary chunk's product is computed in ``dtype`` (float32 by default: the weights
+    are float32 or narrower, and a float64 product of a 262k vocabulary dominated the cost)
+    and accumulated into float64; the centring is applied in float64 to the accumulated sums.
+    With tied embeddings (W_U = W_E) the product is the Gram matrix W_E^T W_E, of which only
+    the upper-triangle blocks are computed."""
     D = W_E.shape[1]
     tied = W_U_rows.shape == W_E.shape and W_U_rows.data_ptr() == W_E.data_ptr() and W_U_rows.stride() == W_E.stride()
     P = torch.zeros(D, D, dtype=torch.float64)
     sum_e = torch.zeros(D, dtype=torch.float64)
     sum_u = torch.zeros(D, dtype=torch.float64)
     n = W_E.shape[0]
+    half = D // 2
     for s in range(0, n, chunk):
-        e = W_E[s : s + chunk].detach().to(torch.float64)
-        u = e if tied else W_U_rows[s : s + chunk].detach().to(torch.float64)
-        P += u.T @ e
-        sum_e += e.sum(0)
-        sum_u += u.sum(0)
+        e = W_E[s : s + chunk].detach().to(dtype)
+        sum_e += e.sum(0, dtype=torch.float64)
+        if tied:  # symmetric: [[a a, a b], [., b b]] with a, b the two column halves
+            a, b = e[:, :half], e[:, half:]
+            P[:half, :half] += (a.T @ a).double()
+            P[:half, half:] += (a.T @ b).double()
+            P[half:, half:] += (b.T @ b).double()
+        else:
+            u = W_U_rows[s : s + chunk].detach().to(dtype)
+            P += (u.T @ e).double()
+            sum_u += u.sum(0, dtype=torch.float64)
+    if tied:
+        P[half:, :half] = P[:half, half:].T
+        sum_u = sum_e
     P -= torch.outer(sum_u / n, sum_e)  # centre W_U: (W_U - mean_v W_U[:, v]) W_E
     P *= embed_scale
     if final_scale is not None:
@@ -185,7 +206,7 @@ def _unembed_embed(W_E: torch.Tensor, W_U_rows: torch.Tensor, final_scale, embed
     return P
 
 
-def _tl_weights(model) -> HeadWeights:
+def _tl_weights(model, dtype: torch.dtype = torch.float32) -> HeadWeights:
     W_Q = model.W_Q.detach().to(torch.float64).clone()
     W_K = model.W_K.detach().to(torch.float64).clone()
     W_V = model.W_V.detach().to(torch.float64).clone()
@@ -201,11 +222,11 @@ def _tl_weights(model) -> HeadWeights:
     g_final = _norm_scale(getattr(model, "ln_final", None))
     if g_final is not None:
         folded.append("ln_final")
-    P = _unembed_embed(model.W_E, model.W_U.T, g_final)
+    P = _unembed_embed(model.W_E, model.W_U.T, g_final, dtype=dtype)
     return HeadWeights(W_Q, W_K, W_V, W_O, P, tuple(folded))
 
 
-def _hf_weights(hf) -> HeadWeights:
+def _hf_weights(hf, dtype: torch.dtype = torch.float32) -> HeadWeights:
     cfg = getattr(hf.config, "text_config", None) or hf.config
     H = int(cfg.num_attention_heads)
     KV = int(getattr(cfg, "num_key_value_heads", None) or H)
@@ -251,21 +272,27 @@ def _hf_weights(hf) -> HeadWeights:
     g_final = _norm_scale(getattr(hf.base_model, "norm", None))
     if g_final is not None:
         folded.append("norm")
-    P = _unembed_embed(emb.weight, lm_head.weight, g_final, embed_scale)
+    P = _unembed_embed(emb.weight, lm_head.weight, g_final, embed_scale, dtype=dtype)
     stack = {k: torch.stack(v) for k, v in Ws.items()}
     return HeadWeights(stack["Q"], stack["K"], stack["V"], stack["O"], P, tuple(folded))
 
 
-def head_weights(model) -> HeadWeights:
-    """The per-head matrices of a model (see :class:`HeadWeights`)."""
+#: precision of the vocabulary-sized W_U W_E product in weight_stats (accumulated in float64 either way)
+PRECISIONS = ("float32", "float64")
+
+
+def head_weights(model, precision: str = "float32") -> HeadWeights:
+    """The per-head matrices of a model (see :class:`HeadWeights`); ``precision``: of the
+    vocabulary-sized product W_U W_E (chunks in that precision, accumulated in float64)."""
+    dtype = {"float32": torch.float32, "float64": torch.float64}[check_choice("precision", precision, PRECISIONS)]
     if _is_tl(model) and not _is_bridge(model):
-        return _tl_weights(model)
+        return _tl_weights(model, dtype)
     from transformers import PreTrainedModel
 
     hf = model.original_model if _is_bridge(model) else model
     if not isinstance(hf, PreTrainedModel):
         raise ValueError(f"unsupported model type {type(model).__name__} for weight statistics")
-    return _hf_weights(hf)
+    return _hf_weights(hf, dtype)
 
 
 def _effective_rank(s: torch.Tensor) -> torch.Tensor:
@@ -390,7 +417,7 @@ def composition_baseline(d_model: int, d_head: int, n_samples: int = 24, seed: i
     return {k: float(v[a + n_samples, a].mean()) for k, v in scores.items()}  # disjoint pairs (B, A)
 
 
-def weight_stats(model, baseline_samples: int = 24) -> pd.DataFrame:
+def weight_stats(model, baseline_samples: int = 24, *, precision: str = "float32") -> pd.DataFrame:
     """Weight-based statistics of every attention head, one row per head id (index "head").
 
     Columns:
@@ -415,11 +442,15 @@ def weight_stats(model, baseline_samples: int = 24) -> pd.DataFrame:
     Hugging Face model it came from give the same values. Gemma's embedding scale is included.
     RoPE: W_QK here describes the content part of attention only; the positional preference
     lives in the rotation, which the weights alone do not show.
-    Computed in float64 on the model's weights (batched torch).
+    Computed in float64 on the model's weights (batched torch), except the vocabulary-sized
+    product W_U W_E, whose chunks are multiplied in ``precision`` ("float32", the default:
+    ~2x faster; or "float64") and summed in float64. On SmolLM2 and Gemma-3-270M float32
+    changes ov_copying by < 1e-6 relative (benchmarks/circuits_speed.py prints it); the other
+    columns do not use the product.
     """
     baseline_samples = check_int("baseline_samples", baseline_samples, minimum=1)
     name = _model_name(model)
-    W = head_weights(model)
+    W = head_weights(model, precision)
     L, H, D, d = W.W_Q.shape
     n = L * H
     Q, K, V, O = (x.reshape(n, *x.shape[2:]) for x in (W.W_Q, W.W_K, W.W_V, W.W_O))
@@ -488,6 +519,19 @@ class _Batch:
     @property
     def prompt_ids(self) -> list[str]:
         return [p.prompt.id for p in self.prompts]
+
+
+@contextlib.contextmanager
+def _frozen_parameters(model):
+    """Parameters with requires_grad=False for the duration (restored after)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    try:
+        for p in params:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 class _Runner:
@@ -568,7 +612,9 @@ class _Runner:
         grad: bool = False,
     ) -> torch.Tensor:
         """Logits [B, N, V]. capture_resid (a list) receives each layer's input; capture_z (a
-        dict) each layer's z [B, N, H, d] (in the graph when grad)."""
+        dict) each layer's z [B, N, H, d]. With grad, each captured z (after its edit) is a
+        leaf that requires grad and the parameters are frozen for the run, so a backward pass
+        computes dL/dz only."""
         z_edits, pattern_edits = z_edits or {}, pattern_edits or {}
         if pattern_edits and not self.tl:
             raise ValueError(
@@ -583,6 +629,8 @@ class _Runner:
             def f(z):
                 if layer in z_edits:
                     z = z_edits[layer](z)
+                if grad:  # a leaf: dL/dz is still the total derivative through later layers
+                    z = z.detach().requires_grad_(True)
                 if capture_z is not None:
                     capture_z[layer] = z
                 return z
@@ -596,15 +644,13 @@ class _Runner:
                         lambda m, args, kwargs: capture_resid.append(args[0] if args else next(iter(kwargs.values()))),
                         with_kwargs=True,
                     ))
-            if grad:
-                def leaf(m, args, kwargs):
-                    x = args[0].detach().requires_grad_(True)
-                    return (x,) + tuple(args[1:]), kwargs
-
-                handles.append(self.layers[start[0] if start else 0].register_forward_pre_hook(leaf, with_kwargs=True))
+            if grad:  # the graph starts at the z leaves: no parameter gradients, nothing upstream
+                if capture_z is None:
+                    raise ValueError("forward(grad=True) needs capture_z (the leaves to differentiate)")
+                stack.enter_context(_frozen_parameters(self.model))
             if start is not None:
                 stack.enter_context(self._skip_layers(*start))
-            with stack, (contextlib.nullcontext() if grad else torch.no_grad()):
+            with stack, (torch.enable_grad() if grad else torch.no_grad()):
                 if self.tl:
                     hooks = []
                     for layer in z_layers:
@@ -780,43 +826,91 @@ def ablate(
     return _effect_frame(runner, batch, heads, delta, clean.loss.cpu(), method, "exact")
 
 
-def head_effects(
-    model, prompts, method: str = "mean", *, tokenizer=None, max_tokens: int | None = 128, loss_on: str = "all"
-) -> pd.DataFrame:
-    """Estimated loss change of ablating each head (every head at once) by attribution
-    patching: one clean forward and one backward give dL/dz for every head, and
-    effect ~ sum over positions of (z_ablated - z_clean) . dL/dz (first-order Taylor; exact
-    for small changes, worse for heads whose ablation changes the loss a lot).
+ESTIMATES = ("atp", "integrated")
 
-    Same ablations (``method``, the mean taken over this run's prompts and positions), the
-    same ``loss_on`` and the same DataFrame layout as :func:`ablate`; attrs
-    estimate="attribution". Costs about three forward passes (forward with the graph kept,
-    backward)."""
+
+def head_effects(
+    model,
+    prompts,
+    method: str = "mean",
+    *,
+    estimate: str = "atp",
+    steps: int = 4,
+    tokenizer=None,
+    max_tokens: int | None = 128,
+    loss_on: str = "all",
+) -> pd.DataFrame:
+    """Estimated loss change of ablating each head (every head at once), from gradients.
+
+    Same ablations (``method``: "mean", the mean over this run's prompts and real positions,
+    or "zero"), the same ``loss_on`` and the same DataFrame layout as :func:`ablate`.
+
+    Args:
+        estimate: "atp" — attribution patching: one clean forward and one backward give
+            dL/dz [B, N, H, d] for every head, and effect ~ sum over positions of
+            (z_ablated - z_clean) . dL/dz (first order: exact for small changes, poor for heads
+            whose ablation changes the loss a lot). Costs about 2-3 forward passes.
+            "integrated" — integrated gradients along the path that moves every head's z
+            towards its ablated value together: the gradient is averaged over ``steps``
+            midpoints alpha = (k + 0.5) / steps of z_alpha = z + alpha (z_ablated - z) (the
+            mean from a clean no-grad run first), effect ~ (z_ablated - z_clean) . mean
+            gradient. Costs one forward plus ``steps`` forward+backward passes.
+        steps: interpolation steps of "integrated" (ignored by "atp").
+
+    attrs: estimate ("attribution" or "integrated"), steps, plus those of :func:`ablate`.
+    Gradients are taken with respect to z only (parameters frozen, z captured as leaves).
+    """
     method = check_choice("method", method, ABLATION_METHODS)
+    estimate = check_choice("estimate", estimate, ESTIMATES)
+    steps = check_int("steps", steps, minimum=1)
     runner = _Runner(model, tokenizer)
     heads = parse_heads(model, None, runner.name)
     batch = runner.batch(prompts, max_tokens, loss_on)
-    zs = {}
-    logits = runner.forward(batch.ids, batch.lengths, capture_z=zs, grad=True)
-    per_prompt = _per_prompt_loss(logits, batch.ids, batch.loss_mask)
-    del logits
-    loss = per_prompt.mean()
-    grads = torch.autograd.grad(loss, [zs[l] for l in range(runner.n_layers)])
-    B = batch.ids.shape[0]
-    real = (torch.arange(batch.ids.shape[1], device=batch.ids.device)[None, :] < batch.lengths[:, None])[:, :, None, None]
-    delta = []
+    B, N = batch.ids.shape
+    real = (torch.arange(N, device=batch.ids.device)[None, :] < batch.lengths[:, None])[:, :, None, None]
+
+    def ablated_value(z):  # [B, N, H, d] -> broadcastable z_ablated
+        if method == "zero":
+            return torch.zeros((), dtype=z.dtype, device=z.device)
+        m = real.to(z.dtype)
+        return ((z * m).sum((0, 1)) / m.sum())[None, None]
+
+    def grads_at(z_edits):  # one forward with grad + one backward: per-prompt losses, z, dL/dz
+        zs = {}
+        logits = runner.forward(batch.ids, batch.lengths, z_edits=z_edits, capture_z=zs, grad=True)
+        per_prompt = _per_prompt_loss(logits, batch.ids, batch.loss_mask)
+        del logits
+        grads = torch.autograd.grad(per_prompt.sum(), [zs[l] for l in range(runner.n_layers)])  # dL_b/dz, rows separate
+        return per_prompt.detach(), {l: zs[l].detach() for l in zs}, grads
+
+    if estimate == "atp":
+        clean_loss, zs, grads = grads_at(None)
+        target = {l: ablated_value(zs[l]) for l in zs}
+        delta_z = {l: (target[l] - zs[l]) * real for l in zs}
+        g_sum = grads
+    else:
+        with torch.no_grad():
+            zs = {}
+            logits = runner.forward(batch.ids, batch.lengths, capture_z=zs)
+            clean_loss = _per_prompt_loss(logits, batch.ids, batch.loss_mask)
+            del logits
+        target = {l: ablated_value(zs[l]) for l in zs}
+        delta_z = {l: (target[l] - zs[l]) * real for l in zs}
+        g_sum = None
+        for k in range(steps):
+            alpha = (k + 0.5) / steps
+
+            def edit(z, l, alpha=alpha):  # z of this (already partly ablated) run moved to alpha
+                return torch.where(real, z + alpha * (target[l] - z), z)
+
+            _, _, g = grads_at({l: (lambda z, l=l: edit(z, l)) for l in range(runner.n_layers)})
+            g_sum = list(g) if g_sum is None else [a + b for a, b in zip(g_sum, g)]
+        g_sum = [x / steps for x in g_sum]
     with torch.no_grad():
-        for l in range(runner.n_layers):
-            z = zs[l].detach()
-            if method == "mean":
-                m = real.to(z.dtype)
-                z_abl = ((z * m).sum((0, 1)) / m.sum())[None, None]
-            else:
-                z_abl = torch.zeros_like(z)
-            eff = ((z_abl - z) * grads[l] * real).sum((1, 3)) * B  # [B, H]: dL_total/dz = dL_b/dz / B
-            delta.append(eff.T.double().cpu())
-    delta = torch.cat(delta).numpy()  # [L*H, B] layer-major
-    return _effect_frame(runner, batch, heads, delta, per_prompt.detach().cpu(), method, "attribution")
+        delta = torch.cat([(delta_z[l] * g_sum[l]).sum((1, 3)).T.double().cpu() for l in range(runner.n_layers)])
+    df = _effect_frame(runner, batch, heads, delta.numpy(), clean_loss.cpu(), method, "attribution" if estimate == "atp" else "integrated")
+    df.attrs["steps"] = steps if estimate == "integrated" else 1
+    return df
 
 
 # ---------------------------------------------------------------------------------------
