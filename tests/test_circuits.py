@@ -271,6 +271,25 @@ def test_head_effects_are_the_first_order_change(toy_model, toy_set):
         np.testing.assert_allclose(float(fd), est.loc[f"toy-induction:L{l}H{h}", "delta_loss"], rtol=0.05, atol=2e-3)
 
 
+@pytest.mark.parametrize("method", ["mean", "zero"])
+def test_integrated_estimates_add_up_to_ablating_every_head(toy_model, toy_set, method):
+    """Integrated gradients along the path that ablates all heads together: per prompt, the
+    heads' estimates sum to the exact loss change of ablating every head at once (midpoint
+    rule: the quadrature error shrinks with the steps)."""
+    runner = circuits._Runner(toy_model)
+    batch = runner.batch(toy_set, 128)
+    clean = circuits._clean_run(runner, batch)
+    edits = {l: (lambda z, l=l: torch.zeros_like(z) if method == "zero" else clean.z_mean[l].expand_as(z).clone()) for l in range(2)}
+    everything = circuits._per_prompt_loss(runner.forward(batch.ids, batch.lengths, z_edits=edits), batch.ids, batch.loss_mask)
+    want = (everything - clean.loss).numpy()
+    per = lambda df: df[[c for c in df.columns if c.startswith("delta_loss[")]].sum(axis=0).to_numpy()  # noqa: E731
+    err = {k: np.abs(per(circuits.head_effects(toy_model, toy_set, method, estimate="integrated", steps=k)) - want).max() for k in (1, 4, 16)}
+    assert np.abs(want).min() > 0.1  # ablating everything matters
+    assert err[16] < 0.05 * np.abs(want).max() and err[16] < err[4] < err[1], (err, want)
+    est = circuits.head_effects(toy_model, toy_set, method, estimate="integrated", steps=2)
+    assert est.attrs["estimate"] == "integrated" and est.attrs["steps"] == 2
+
+
 def test_head_effects_miss_saturated_effects_on_the_toy(toy_model, toy_set):
     """The known limit of attribution patching: on the second copy the toy's loss is ~0.04, its
     softmax saturated, and the gradient misses the exact effect of ablating the
@@ -369,6 +388,10 @@ def test_bad_inputs(toy_model, toy_set):
         circuits.ablate(toy_model, toy_set, loss_on="second")
     with pytest.raises(ValueError, match="repeats no token"):
         circuits.ablate(toy_model, [token_prompt([0, 1, 2, 3], id="plain")], loss_on="repeated")
+    with pytest.raises(ValueError, match="estimate must be one of"):
+        circuits.head_effects(toy_model, toy_set, estimate="atp*")
+    with pytest.raises(ValueError, match="steps"):
+        circuits.head_effects(toy_model, toy_set, estimate="integrated", steps=0)
     with pytest.raises(ValueError, match="non-empty dict"):
         circuits.frozen_run(toy_model, toy_set, {})
 

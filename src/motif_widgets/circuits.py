@@ -20,6 +20,7 @@ and over prompts the mean of the per-prompt losses (every prompt weighs the same
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -186,7 +187,7 @@ def _unembed_embed(
     half = D // 2
     for s in range(0, n, chunk):
         e = W_E[s : s + chunk].detach().to(dtype)
-        sum_e += e.sum(0, dtype=torch.float64)
+        sum_e += e.sum(0).double()
         if tied:  # symmetric: [[a a, a b], [., b b]] with a, b the two column halves
             a, b = e[:, :half], e[:, half:]
             P[:half, :half] += (a.T @ a).double()
@@ -195,7 +196,7 @@ def _unembed_embed(
         else:
             u = W_U_rows[s : s + chunk].detach().to(dtype)
             P += (u.T @ e).double()
-            sum_u += u.sum(0, dtype=torch.float64)
+            sum_u += u.sum(0).double()
     if tied:
         P[half:, :half] = P[:half, half:].T
         sum_u = sum_e
@@ -330,7 +331,7 @@ def _r(M: torch.Tensor) -> torch.Tensor:
     than a batched QR of the tall M), or its symmetric square root (eigh) where the Gram
     matrix is singular."""
     G = M.transpose(-1, -2) @ M
-    L, info = torch.linalg.cholesky_ex(G)
+    L, info = _small_batched(torch.linalg.cholesky_ex, G)
     R = L.transpose(-1, -2)
     bad = info != 0
     if bad.any():
@@ -403,12 +404,17 @@ def _composition_matrices(W: HeadWeights) -> tuple[dict[str, torch.Tensor], dict
 
 def composition_baseline(d_model: int, d_head: int, n_samples: int = 24, seed: int = 0) -> dict[str, float]:
     """Mean Q/K/V composition score of independent Gaussian heads of the same shapes (the
-    value a head pair gets by chance)."""
+    value a head pair gets by chance; about 1 / sqrt(d_model)). Cached per shape."""
+    return dict(_composition_baseline(d_model, d_head, n_samples, seed))
+
+
+@functools.lru_cache(maxsize=16)
+def _composition_baseline(d_model: int, d_head: int, n_samples: int, seed: int) -> dict[str, float]:
     g = torch.Generator().manual_seed(seed)
     shape = (2, n_samples, d_model, d_head)  # layer 0: writers A, layer 1: readers B
-    W = HeadWeights(
-        *(torch.randn(shape, generator=g, dtype=torch.float64) for _ in range(3)),
-        torch.randn((2, n_samples, d_head, d_model), generator=g, dtype=torch.float64),
+    W = HeadWeights(  # drawn in float32 (faster), computed in float64
+        *(torch.randn(shape, generator=g).double() for _ in range(3)),
+        torch.randn((2, n_samples, d_head, d_model), generator=g).double(),
         torch.eye(d_model, dtype=torch.float64),
         (),
     )
@@ -612,9 +618,9 @@ class _Runner:
         grad: bool = False,
     ) -> torch.Tensor:
         """Logits [B, N, V]. capture_resid (a list) receives each layer's input; capture_z (a
-        dict) each layer's z [B, N, H, d]. With grad, each captured z (after its edit) is a
-        leaf that requires grad and the parameters are frozen for the run, so a backward pass
-        computes dL/dz only."""
+        dict) each layer's z [B, N, H, d]. With grad, the first layer's z (after its edit) is
+        a leaf that requires grad, later z depend on it, and the parameters are frozen for the
+        run: the graph holds only what dL/dz needs."""
         z_edits, pattern_edits = z_edits or {}, pattern_edits or {}
         if pattern_edits and not self.tl:
             raise ValueError(
@@ -629,7 +635,7 @@ class _Runner:
             def f(z):
                 if layer in z_edits:
                     z = z_edits[layer](z)
-                if grad:  # a leaf: dL/dz is still the total derivative through later layers
+                if grad and layer == z_layers[0]:  # the graph starts here; later z stay in it (total derivatives)
                     z = z.detach().requires_grad_(True)
                 if capture_z is not None:
                     capture_z[layer] = z
@@ -678,10 +684,11 @@ class _Runner:
 def _per_prompt_loss(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy of each row over the predictions of mask [B, N - 1]: [B]."""
     B, N, V = logits.shape
-    nll = torch.nn.functional.cross_entropy(
-        logits[:, :-1].reshape(-1, V).float(), ids[:, 1:].reshape(-1), reduction="none"
-    ).reshape(B, N - 1)
-    return (nll * mask).sum(1) / mask.sum(1)
+    target = torch.nn.functional.pad(ids[:, 1:], (0, 1), value=-100)  # the last position predicts nothing
+    target = target.masked_fill(~torch.nn.functional.pad(mask, (0, 1), value=False), -100)
+    # all N positions, no [:, :-1] slice: no copy of the logits (nor of their gradient)
+    nll = torch.nn.functional.cross_entropy(logits.reshape(B * N, V).float(), target.reshape(-1), reduction="none")
+    return nll.reshape(B, N).sum(1) / mask.sum(1)
 
 
 @dataclass
@@ -850,15 +857,18 @@ def head_effects(
             dL/dz [B, N, H, d] for every head, and effect ~ sum over positions of
             (z_ablated - z_clean) . dL/dz (first order: exact for small changes, poor for heads
             whose ablation changes the loss a lot). Costs about 2-3 forward passes.
-            "integrated" — integrated gradients along the path that moves every head's z
-            towards its ablated value together: the gradient is averaged over ``steps``
-            midpoints alpha = (k + 0.5) / steps of z_alpha = z + alpha (z_ablated - z) (the
-            mean from a clean no-grad run first), effect ~ (z_ablated - z_clean) . mean
-            gradient. Costs one forward plus ``steps`` forward+backward passes.
+            "integrated" — integrated gradients along the path that ablates every head
+            together by a fraction alpha (each layer's z, as computed in that run, moved to
+            z + alpha (z_ablated - z); the mean from a clean no-grad run first): head h gets
+            the integral over alpha of dL/dz_h . (z_ablated - z_h), by the midpoint rule on
+            ``steps`` points. The heads' estimates add up to the loss change of ablating all
+            heads at once (up to the quadrature error). Costs one forward plus ``steps``
+            forward+backward passes.
         steps: interpolation steps of "integrated" (ignored by "atp").
 
     attrs: estimate ("attribution" or "integrated"), steps, plus those of :func:`ablate`.
-    Gradients are taken with respect to z only (parameters frozen, z captured as leaves).
+    Gradients are taken with respect to z only (parameters frozen; the graph starts at the
+    first layer's z).
     """
     method = check_choice("method", method, ABLATION_METHODS)
     estimate = check_choice("estimate", estimate, ESTIMATES)
@@ -883,31 +893,32 @@ def head_effects(
         grads = torch.autograd.grad(per_prompt.sum(), [zs[l] for l in range(runner.n_layers)])  # dL_b/dz, rows separate
         return per_prompt.detach(), {l: zs[l].detach() for l in zs}, grads
 
+    L = runner.n_layers
     if estimate == "atp":
         clean_loss, zs, grads = grads_at(None)
-        target = {l: ablated_value(zs[l]) for l in zs}
-        delta_z = {l: (target[l] - zs[l]) * real for l in zs}
-        g_sum = grads
+        with torch.no_grad():
+            delta = torch.cat([((ablated_value(zs[l]) - zs[l]) * real * grads[l]).sum((1, 3)).T for l in range(L)])
     else:
         with torch.no_grad():
             zs = {}
             logits = runner.forward(batch.ids, batch.lengths, capture_z=zs)
             clean_loss = _per_prompt_loss(logits, batch.ids, batch.loss_mask)
             del logits
-        target = {l: ablated_value(zs[l]) for l in zs}
-        delta_z = {l: (target[l] - zs[l]) * real for l in zs}
-        g_sum = None
+            target = {l: ablated_value(zs[l]) for l in zs}
+        del zs
+        delta = 0.0
         for k in range(steps):
             alpha = (k + 0.5) / steps
+            pre = {}
 
-            def edit(z, l, alpha=alpha):  # z of this (already partly ablated) run moved to alpha
+            def edit(z, l, alpha=alpha, pre=pre):  # this run's z (earlier layers already moved) moved by alpha
+                pre[l] = z.detach()
                 return torch.where(real, z + alpha * (target[l] - z), z)
 
-            _, _, g = grads_at({l: (lambda z, l=l: edit(z, l)) for l in range(runner.n_layers)})
-            g_sum = list(g) if g_sum is None else [a + b for a, b in zip(g_sum, g)]
-        g_sum = [x / steps for x in g_sum]
-    with torch.no_grad():
-        delta = torch.cat([(delta_z[l] * g_sum[l]).sum((1, 3)).T.double().cpu() for l in range(runner.n_layers)])
+            _, _, g = grads_at({l: (lambda z, l=l: edit(z, l)) for l in range(L)})
+            with torch.no_grad():  # dL/dalpha = sum over layers of dL/dz_l . (target_l - z_l before the edit)
+                delta = delta + torch.cat([((target[l] - pre[l]) * real * g[l]).sum((1, 3)).T for l in range(L)]) / steps
+    delta = delta.double().cpu()
     df = _effect_frame(runner, batch, heads, delta.numpy(), clean_loss.cpu(), method, "attribution" if estimate == "atp" else "integrated")
     df.attrs["steps"] = steps if estimate == "integrated" else 1
     return df
