@@ -131,7 +131,7 @@ def test_weight_stats_match_numpy_reference_on_gqa_llama(llama_random_norms):
     with pytest.raises(ValueError, match="precision must be one of"):
         circuits.weight_stats(llama_random_norms, precision="float16")
     for kind in "qkv":
-        assert 0 < df.attrs[f"{kind}_comp_baseline"] < 1
+        assert 0 < df.attrs[f"{kind}_comp_baseline"] < 1 and 0 < df.attrs[f"{kind}_comp_baseline_scaled"] < 1
 
 
 def _randomize_norms(model, seed=1):
@@ -471,3 +471,9 @@ def test_gemma3_folded_weights_reproduce_the_modules_up_to_the_rms_scalars():
             # the values: V folded with the input norm weight only (no norm on v in Gemma-3)
             v = a.v_proj(h_in).view(7, 2, 16)
             torch.testing.assert_close(v[:, 1], unit @ W.W_V[l, 3], **tol)
+    # the recorded scales are those folded in; with unit scales the scale-matched baseline is the plain one
+    torch.testing.assert_close(W.scales["post"][1], 1.0 + gemma.model.layers[1].post_attention_layernorm.weight.double())
+    unit_scales = {k: torch.ones_like(v) for k, v in W.scales.items()}
+    assert circuits.composition_baseline(64, 16, scales=unit_scales) == circuits.composition_baseline(64, 16)
+    scaled = circuits.composition_baseline(64, 16, scales=W.scales)
+    assert all(0 < v < 1 for v in scaled.values()) and scaled != circuits.composition_baseline(64, 16)

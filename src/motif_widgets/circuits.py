@@ -145,6 +145,9 @@ class HeadWeights:
     W_O: torch.Tensor
     unembed_embed: torch.Tensor
     folded: tuple[str, ...]
+    #: the folded norm scales per layer (ones where a model has no such norm): "input" [L, D]
+    #: (into W_Q, W_K, W_V), "q" / "k" [L, d] (q/k norms), "post" [L, D] (post-attention norm, into W_O)
+    scales: dict[str, torch.Tensor] | None = None
 
 
 def _norm_scale(module) -> torch.Tensor | None:
@@ -207,15 +210,23 @@ def _unembed_embed(
     return P
 
 
+def _unit_scales(L: int, D: int, d: int) -> dict[str, torch.Tensor]:
+    one = lambda n: torch.ones(L, n, dtype=torch.float64)  # noqa: E731
+    return {"input": one(D), "q": one(d), "k": one(d), "post": one(D)}
+
+
 def _tl_weights(model, dtype: torch.dtype = torch.float32) -> HeadWeights:
     W_Q = model.W_Q.detach().to(torch.float64).clone()
     W_K = model.W_K.detach().to(torch.float64).clone()
     W_V = model.W_V.detach().to(torch.float64).clone()
     W_O = model.W_O.detach().to(torch.float64).clone()
     folded = []
+    L, _, D, d = W_Q.shape
+    scales = _unit_scales(L, D, d)
     for l, block in enumerate(model.blocks):
         g = _norm_scale(getattr(block, "ln1", None))
         if g is not None:
+            scales["input"][l] = g
             W_Q[l] *= g[None, :, None]
             W_K[l] *= g[None, :, None]
             W_V[l] *= g[None, :, None]
@@ -224,7 +235,7 @@ def _tl_weights(model, dtype: torch.dtype = torch.float32) -> HeadWeights:
     if g_final is not None:
         folded.append("ln_final")
     P = _unembed_embed(model.W_E, model.W_U.T, g_final, dtype=dtype)
-    return HeadWeights(W_Q, W_K, W_V, W_O, P, tuple(folded))
+    return HeadWeights(W_Q, W_K, W_V, W_O, P, tuple(folded), scales)
 
 
 def _hf_weights(hf, dtype: torch.dtype = torch.float32) -> HeadWeights:
@@ -236,6 +247,7 @@ def _hf_weights(hf, dtype: torch.dtype = torch.float32) -> HeadWeights:
     rep = H // KV
     Ws = {k: [] for k in ("Q", "K", "V", "O")}
     folded = []
+    scales = _unit_scales(int(cfg.num_hidden_layers), D, d)
     for l, layer in enumerate(_hf_decoder_layers(hf)):
         layer = _unwrap(layer)
         attn = _unwrap(layer.self_attn)
@@ -249,11 +261,13 @@ def _hf_weights(hf, dtype: torch.dtype = torch.float32) -> HeadWeights:
         o = wo.T.reshape(H, d, D)  # [H, d, D]
         g = _norm_scale(getattr(layer, "input_layernorm", None))
         if g is not None:
+            scales["input"][l] = g
             q, k, v = q * g[None, :, None], k * g[None, :, None], v * g[None, :, None]
             folded.append(f"layers.{l}.input_layernorm")
         for attr, tgt in (("q_norm", "q"), ("k_norm", "k")):
             s = _norm_scale(getattr(attn, attr, None))
             if s is not None:
+                scales[tgt][l] = s
                 if tgt == "q":
                     q = q * s[None, None, :]
                 else:
@@ -262,6 +276,7 @@ def _hf_weights(hf, dtype: torch.dtype = torch.float32) -> HeadWeights:
         if hasattr(layer, "pre_feedforward_layernorm"):  # Gemma: post_attention_layernorm is on the attention output
             s = _norm_scale(getattr(layer, "post_attention_layernorm", None))
             if s is not None:
+                scales["post"][l] = s
                 o = o * s[None, None, :]
                 folded.append(f"layers.{l}.post_attention_layernorm")
         for key, val in zip("QKVO", (q, k, v, o)):
@@ -275,7 +290,7 @@ def _hf_weights(hf, dtype: torch.dtype = torch.float32) -> HeadWeights:
         folded.append("norm")
     P = _unembed_embed(emb.weight, lm_head.weight, g_final, embed_scale, dtype=dtype)
     stack = {k: torch.stack(v) for k, v in Ws.items()}
-    return HeadWeights(stack["Q"], stack["K"], stack["V"], stack["O"], P, tuple(folded))
+    return HeadWeights(stack["Q"], stack["K"], stack["V"], stack["O"], P, tuple(folded), scales)
 
 
 #: precision of the vocabulary-sized W_U W_E product in weight_stats (accumulated in float64 either way)
@@ -402,22 +417,44 @@ def _composition_matrices(W: HeadWeights) -> tuple[dict[str, torch.Tensor], dict
     return scores, {"R_Q": R_Q, "R_K": R_K, "R_V": R_V, "R_O": R_O}
 
 
-def composition_baseline(d_model: int, d_head: int, n_samples: int = 24, seed: int = 0) -> dict[str, float]:
+def composition_baseline(
+    d_model: int, d_head: int, n_samples: int = 24, seed: int = 0, scales: dict[str, torch.Tensor] | None = None
+) -> dict[str, float]:
     """Mean Q/K/V composition score of independent Gaussian heads of the same shapes (the
-    value a head pair gets by chance; about 1 / sqrt(d_model)). Cached per shape."""
-    return dict(_composition_baseline(d_model, d_head, n_samples, seed))
+    value a head pair gets by chance; about 1 / sqrt(d_model)). Cached per shape.
+
+    With ``scales`` (:attr:`HeadWeights.scales` of a model) the Gaussian heads get that model's
+    folded norm scales: writer i those of a random layer a_i, reader i those of a random later
+    layer b_i (the chance level of heads whose norms weigh the residual channels as the
+    model's do: uneven scales alone move the scores away from 1 / sqrt(d_model))."""
+    if scales is None:
+        return dict(_composition_baseline(d_model, d_head, n_samples, seed))
+    return _baseline_scores(d_model, d_head, n_samples, seed, scales)
 
 
 @functools.lru_cache(maxsize=16)
 def _composition_baseline(d_model: int, d_head: int, n_samples: int, seed: int) -> dict[str, float]:
+    return _baseline_scores(d_model, d_head, n_samples, seed, None)
+
+
+def _baseline_scores(d_model: int, d_head: int, n_samples: int, seed: int, scales) -> dict[str, float]:
     g = torch.Generator().manual_seed(seed)
     shape = (2, n_samples, d_model, d_head)  # layer 0: writers A, layer 1: readers B
-    W = HeadWeights(  # drawn in float32 (faster), computed in float64
-        *(torch.randn(shape, generator=g).double() for _ in range(3)),
-        torch.randn((2, n_samples, d_head, d_model), generator=g).double(),
-        torch.eye(d_model, dtype=torch.float64),
-        (),
-    )
+    Q, K, V = (torch.randn(shape, generator=g).double() for _ in range(3))  # drawn in float32 (faster)
+    O = torch.randn((2, n_samples, d_head, d_model), generator=g).double()
+    if scales is not None:
+        L = scales["input"].shape[0]
+        if L < 2:
+            raise ValueError("a scale-matched composition baseline needs a model with >= 2 layers")
+        b = torch.randint(1, L, (n_samples,), generator=g)
+        a = (torch.rand(n_samples, generator=g) * b).long()  # a < b
+        for row, lay in ((0, a), (1, b)):
+            s_in = scales["input"][lay][:, :, None]  # [n, D, 1]
+            Q[row] *= s_in * scales["q"][lay][:, None, :]
+            K[row] *= s_in * scales["k"][lay][:, None, :]
+            V[row] *= s_in
+            O[row] *= scales["post"][lay][:, None, :]
+    W = HeadWeights(Q, K, V, O, torch.eye(d_model, dtype=torch.float64), ())
     scores, _ = _composition_matrices(W)
     a = torch.arange(n_samples)
     return {k: float(v[a + n_samples, a].mean()) for k, v in scores.items()}  # disjoint pairs (B, A)
@@ -438,7 +475,10 @@ def weight_stats(model, baseline_samples: int = 24, *, precision: str = "float32
         q_comp_max, k_comp_max, v_comp_max: the largest Q/K/V composition score with a head of
             an earlier layer (NaN in layer 0), and q/k/v_comp_partner: that head's id.
     ``DataFrame.attrs``: q/k/v_comp_baseline (mean score of random Gaussian heads of the same
-    shapes), folded (the norm weights folded in).
+    shapes), q/k/v_comp_baseline_scaled (the same heads given the model's own folded norm
+    scales, layer pairs drawn at random: the fairer chance level where norm weights are uneven,
+    as in Gemma-3, whose scores sit at ~0.4x the plain baseline and at the scaled one), folded
+    (the norm weights folded in).
 
     Norms: only their per-channel weights are folded in (the input norm into W_Q, W_K, W_V;
     Gemma's q/k norms into W_Q / W_K and its post-attention norm into W_O; the final norm into
@@ -488,8 +528,10 @@ def weight_stats(model, baseline_samples: int = 24, *, precision: str = "float32
         df[f"{kind}_comp_max"] = np.where(has.numpy(), best.numpy(), np.nan)
         df[f"{kind}_comp_partner"] = [ids[a] if ok else None for a, ok in zip(arg.tolist(), has.tolist())]
     base = composition_baseline(D, d, baseline_samples)
+    base_scaled = composition_baseline(D, d, baseline_samples, scales=W.scales)
     for kind in COMPOSITION_KINDS:
         df.attrs[f"{kind}_comp_baseline"] = base[kind]
+        df.attrs[f"{kind}_comp_baseline_scaled"] = base_scaled[kind]
     df.attrs["folded"] = list(W.folded)
     return df
 
