@@ -90,8 +90,10 @@ def weight_timings(label: str, model) -> None:
           f"difference: all statistics {rel.max():.1e}, ov_copying {np.max(np.abs(ws.ov_copying - ws64.ov_copying) / np.abs(ws64.ov_copying)):.1e} "
           f"(absolute {np.abs(ws.ov_copying - ws64.ov_copying).max():.1e}; vs the smallest |score| {cop:.1e})")
     med = {k: float(ws[f"{k}_comp_max"].median()) for k in "qkv"}
-    print("    composition median of max / Gaussian baseline: "
-          + ", ".join(f"{k} {med[k]:.4f} / {ws.attrs[f'{k}_comp_baseline']:.4f}" for k in "qkv"))
+    print("    composition: median of the per-head max / Gaussian baseline / scale-matched baseline: "
+          + ", ".join(f"{k} {med[k]:.4f} / {ws.attrs[f'{k}_comp_baseline']:.4f} / {ws.attrs[f'{k}_comp_baseline_scaled']:.4f}" for k in "qkv"))
+    all_pairs = {k: float(np.nanmedian(circuits.composition_scores(model, k).to_numpy())) for k in "qkv"}
+    print("    composition, median over all (reader, earlier writer) pairs: " + ", ".join(f"{k} {v:.4f}" for k, v in all_pairs.items()))
 
 
 def accuracy(label: str, est, exact) -> None:
@@ -115,6 +117,7 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5, help="runs of the forward baseline and of head_effects (median)")
     ap.add_argument("--steps", default="2,4", help="steps of the 'integrated' estimate to measure (empty: none)")
+    ap.add_argument("--refine", default="10,20", help="head_effects(refine=k) values to measure (empty: none)")
     ap.add_argument("--gemma", action="store_true", help="also time weight_stats on Gemma-3-270M")
     ap.add_argument("--gemma-layers", default="", help="layers of Gemma-3-270M whose heads are exact-ablated for accuracy")
     ap.add_argument("--skip-weights", action="store_true", help="skip the weight_stats timings")
@@ -160,6 +163,11 @@ def main() -> None:
             )
         ratios[f"integrated, {k} steps"] = (t.wall / f_wall, t.cpu / f_cpu)
 
+    for k in [int(s) for s in args.refine.split(",") if s.strip()]:
+        with Timer(f"head_effects atp, refine={k}") as t:
+            estimates[f"atp, refine={k}"] = circuits.head_effects(model, prompts, max_tokens=args.tokens, refine=k)
+        ratios[f"atp, refine={k}"] = (t.wall / f_wall, t.cpu / f_cpu)
+
     if args.fresh_exact:
         with Timer("ablate (exact mean-ablation, residual reuse) of all heads") as t_abl:
             exact = circuits.ablate(model, prompts, max_tokens=args.tokens)
@@ -204,6 +212,8 @@ def main() -> None:
         g_exact = exact_cached(gemma, prompts, args.tokens, heads=heads, tag="_layers" + "-".join(map(str, g_layers)))
         print(f"\nestimates vs exact mean-ablation (Gemma-3-270M, heads of layers {g_layers}; clean loss {g_exact.attrs['clean_loss']:.3f})")
         accuracy("atp", circuits.head_effects(gemma, prompts, max_tokens=args.tokens), g_exact)
+        for k in [int(s) for s in args.refine.split(",") if s.strip()]:
+            accuracy(f"atp, refine={k}", circuits.head_effects(gemma, prompts, max_tokens=args.tokens, refine=k), g_exact)
         for k in [int(s) for s in args.steps.split(",") if s.strip()]:
             accuracy(f"integrated, {k} steps", circuits.head_effects(gemma, prompts, max_tokens=args.tokens, estimate="integrated", steps=k), g_exact)
 

@@ -885,6 +885,7 @@ def head_effects(
     *,
     estimate: str = "atp",
     steps: int = 4,
+    refine: int = 0,
     tokenizer=None,
     max_tokens: int | None = 128,
     loss_on: str = "all",
@@ -907,8 +908,14 @@ def head_effects(
             heads at once (up to the quadrature error). Costs one forward plus ``steps``
             forward+backward passes.
         steps: interpolation steps of "integrated" (ignored by "atp").
+        refine: then ablate exactly (as :func:`ablate`) the ``refine`` heads whose estimate
+            is least trustworthy — the largest sum over positions of |(z_ablated - z) . dL/dz|
+            ("atp": large per-position terms that may cancel) or of |estimate| ("integrated")
+            — and report their exact values (AtP* uses attribution this way, as a
+            prefilter for exact patching). Costs about half a forward pass per refined head.
 
-    attrs: estimate ("attribution" or "integrated"), steps, plus those of :func:`ablate`.
+    attrs: estimate ("attribution" or "integrated"), steps, refined (the head ids given
+    exact values; column "refined" says the same per head), plus those of :func:`ablate`.
     Gradients are taken with respect to z only (parameters frozen; the graph starts at the
     first layer's z).
     """
@@ -917,6 +924,7 @@ def head_effects(
     steps = check_int("steps", steps, minimum=1)
     runner = _Runner(model, tokenizer)
     heads = parse_heads(model, None, runner.name)
+    refine = check_int("refine", refine, minimum=0, maximum=len(heads))
     batch = runner.batch(prompts, max_tokens, loss_on)
     B, N = batch.ids.shape
     real = (torch.arange(N, device=batch.ids.device)[None, :] < batch.lengths[:, None])[:, :, None, None]
@@ -939,7 +947,10 @@ def head_effects(
     if estimate == "atp":
         clean_loss, zs, grads = grads_at(None)
         with torch.no_grad():
-            delta = torch.cat([((ablated_value(zs[l]) - zs[l]) * real * grads[l]).sum((1, 3)).T for l in range(L)])
+            terms = [((ablated_value(zs[l]) - zs[l]) * real * grads[l]).sum(3) for l in range(L)]  # [B, N, H]
+            delta = torch.cat([t.sum(1).T for t in terms])
+            doubt = torch.cat([t.abs().sum(1).T for t in terms]).mean(1)  # [L*H]
+        del zs, grads, terms
     else:
         with torch.no_grad():
             zs = {}
@@ -960,9 +971,20 @@ def head_effects(
             _, _, g = grads_at({l: (lambda z, l=l: edit(z, l)) for l in range(L)})
             with torch.no_grad():  # dL/dalpha = sum over layers of dL/dz_l . (target_l - z_l before the edit)
                 delta = delta + torch.cat([((target[l] - pre[l]) * real * g[l]).sum((1, 3)).T for l in range(L)]) / steps
+        doubt = delta.abs().mean(1)
     delta = delta.double().cpu()
+    refined = sorted(torch.argsort(doubt.cpu(), descending=True)[:refine].tolist())
+    if refined:  # exact values for the least trustworthy estimates
+        clean = _clean_run(runner, batch)
+        for layer in sorted({heads[k][0] for k in refined}):
+            rows = [k for k in refined if heads[k][0] == layer]
+            variants = [{"z": {heads[k][1]: clean.z_mean[layer, heads[k][1]] if method == "mean" else None}} for k in rows]
+            losses = _variant_losses(runner, batch, clean, layer, variants)
+            delta[rows] = (losses - clean.loss[None, :]).double().cpu()
     df = _effect_frame(runner, batch, heads, delta.numpy(), clean_loss.cpu(), method, "attribution" if estimate == "atp" else "integrated")
+    df.insert(3, "refined", np.isin(np.arange(len(heads)), refined))
     df.attrs["steps"] = steps if estimate == "integrated" else 1
+    df.attrs["refined"] = [df.index[k] for k in refined]
     return df
 
 
