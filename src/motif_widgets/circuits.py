@@ -178,32 +178,33 @@ def _unembed_embed(
     W_E: [vocab, d_model]; W_U_rows: the unembedding as [vocab, d_model] (lm_head.weight, W_U^T).
     Each vocabulary chunk's product is computed in ``dtype`` (float32 by default: the weights
     are float32 or narrower, and a float64 product of a 262k vocabulary dominated the cost)
-    and accumulated into float64; the centring is applied in float64 to the accumulated sums.
-    With tied embeddings (W_U = W_E) the product is the Gram matrix W_E^T W_E, of which only
+    and accumulated into float64; the unembedding rows are centred before the product (their
+    mean from a first pass). With tied embeddings (W_U = W_E) the product is the Gram matrix W_E^T W_E, of which only
     the upper-triangle blocks are computed."""
     D = W_E.shape[1]
     tied = W_U_rows.shape == W_E.shape and W_U_rows.data_ptr() == W_E.data_ptr() and W_U_rows.stride() == W_E.stride()
-    P = torch.zeros(D, D, dtype=torch.float64)
-    sum_e = torch.zeros(D, dtype=torch.float64)
-    sum_u = torch.zeros(D, dtype=torch.float64)
     n = W_E.shape[0]
+    # pass 1: the mean unembedding row (float64 sums of chunks), so that the products below are
+    # of centred rows: no large uncentred sum that the centring would cancel (float32-safe)
+    sum_u = torch.zeros(D, dtype=torch.float64)
+    for s in range(0, n, chunk):
+        sum_u += W_U_rows[s : s + chunk].detach().to(dtype).sum(0).double()
+    mean_u = (sum_u / n).to(dtype)
+    P = torch.zeros(D, D, dtype=torch.float64)
     half = D // 2
     for s in range(0, n, chunk):
         e = W_E[s : s + chunk].detach().to(dtype)
-        sum_e += e.sum(0).double()
-        if tied:  # symmetric: [[a a, a b], [., b b]] with a, b the two column halves
-            a, b = e[:, :half], e[:, half:]
+        if tied:  # sum_v (e_v - mu)^T e_v = sum_v (e_v - mu)^T (e_v - mu): a Gram matrix, upper blocks only
+            c = e - mean_u
+            a, b = c[:, :half], c[:, half:]
             P[:half, :half] += (a.T @ a).double()
             P[:half, half:] += (a.T @ b).double()
             P[half:, half:] += (b.T @ b).double()
         else:
-            u = W_U_rows[s : s + chunk].detach().to(dtype)
+            u = W_U_rows[s : s + chunk].detach().to(dtype) - mean_u
             P += (u.T @ e).double()
-            sum_u += u.sum(0).double()
     if tied:
         P[half:, :half] = P[:half, half:].T
-        sum_u = sum_e
-    P -= torch.outer(sum_u / n, sum_e)  # centre W_U: (W_U - mean_v W_U[:, v]) W_E
     P *= embed_scale
     if final_scale is not None:
         P = final_scale[:, None] * P
