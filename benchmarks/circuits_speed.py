@@ -23,6 +23,15 @@ plus --probes repeated-token probes ([BOS] + 25 random tokens twice).
 CPU seconds (process time over all threads) are printed next to wall seconds because the
 machine may be shared: on a loaded machine wall time says little; ratios of CPU times are the
 figures to quote.
+
+Measured 2026-12-02 on the 2-core CPU machine (`--gemma --repeats 3 --steps 2 --refine 10,20
+--rerun-layers ""`, heavily loaded by other jobs): head_effects atp / forward+loss 2.22 CPU,
+2.25 wall (was 3.56 CPU); refine=10 4.93 wall; integrated 2 steps 5.28 CPU. Spearman rho vs exact
+(270 heads): atp 0.619, refine=10 0.740, refine=20 0.800, integrated 2 steps 0.269; top-10 overlap
+7, 9, 9, 6. `--gemma --skip-effects` on a nearly idle machine: weight_stats SmolLM2 4.93 s,
+Gemma-3-270M 8.96 s (float64 product 10.51 s); float32 vs float64 ov_copying: Gemma 1.6e-7
+relative, SmolLM2 5.0e-8 absolute (3.0e-6 relative at a near-zero score). Gemma, 24 heads of
+layers 0,3,6,9,12,15: atp rho 0.479, refine=10 0.750.
 """
 
 from __future__ import annotations
