@@ -179,8 +179,8 @@ def _unembed_embed(
     Each vocabulary chunk's product is computed in ``dtype`` (float32 by default: the weights
     are float32 or narrower, and a float64 product of a 262k vocabulary dominated the cost)
     and accumulated into float64; the unembedding rows are centred before the product (their
-    mean from a first pass). With tied embeddings (W_U = W_E) the product is the Gram matrix W_E^T W_E, of which only
-    the upper-triangle blocks are computed."""
+    mean from a first pass). With tied embeddings (W_U = W_E) the product is the Gram matrix of
+    the centred embeddings, of which only the upper-triangle blocks are computed."""
     D = W_E.shape[1]
     tied = W_U_rows.shape == W_E.shape and W_U_rows.data_ptr() == W_E.data_ptr() and W_U_rows.stride() == W_E.stride()
     n = W_E.shape[0]
