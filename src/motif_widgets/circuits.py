@@ -20,6 +20,7 @@ and over prompts the mean of the per-prompt losses (every prompt weighs the same
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -144,6 +145,9 @@ class HeadWeights:
     W_O: torch.Tensor
     unembed_embed: torch.Tensor
     folded: tuple[str, ...]
+    #: the folded norm scales per layer (ones where a model has no such norm): "input" [L, D]
+    #: (into W_Q, W_K, W_V), "q" / "k" [L, d] (q/k norms), "post" [L, D] (post-attention norm, into W_O)
+    scales: dict[str, torch.Tensor] | None = None
 
 
 def _norm_scale(module) -> torch.Tensor | None:
@@ -160,40 +164,70 @@ def _norm_scale(module) -> torch.Tensor | None:
     return 1.0 + w if "Gemma" in type(module).__name__ else w
 
 
-def _unembed_embed(W_E: torch.Tensor, W_U_rows: torch.Tensor, final_scale, embed_scale: float = 1.0, chunk: int = 16384):
-    """W_U W_E [d_model, d_model] in float64, W_U centred over the vocabulary (each residual
-    direction's mean logit removed: softmax-invariant), the final norm's scale folded in.
+def _unembed_embed(
+    W_E: torch.Tensor,
+    W_U_rows: torch.Tensor,
+    final_scale,
+    embed_scale: float = 1.0,
+    chunk: int = 16384,
+    dtype: torch.dtype = torch.float32,
+):
+    """W_U W_E [d_model, d_model] (float64 result), W_U centred over the vocabulary (each
+    residual direction's mean logit removed: softmax-invariant), the final norm's scale folded in.
 
     W_E: [vocab, d_model]; W_U_rows: the unembedding as [vocab, d_model] (lm_head.weight, W_U^T).
-    Computed in vocabulary chunks so the float64 copy of a large vocabulary is never held."""
+    Each vocabulary chunk's product is computed in ``dtype`` (float32 by default: the weights
+    are float32 or narrower, and a float64 product of a 262k vocabulary dominated the cost)
+    and accumulated into float64; the unembedding rows are centred before the product (their
+    mean from a first pass). With tied embeddings (W_U = W_E) the product is the Gram matrix of
+    the centred embeddings, of which only the upper-triangle blocks are computed."""
     D = W_E.shape[1]
     tied = W_U_rows.shape == W_E.shape and W_U_rows.data_ptr() == W_E.data_ptr() and W_U_rows.stride() == W_E.stride()
-    P = torch.zeros(D, D, dtype=torch.float64)
-    sum_e = torch.zeros(D, dtype=torch.float64)
-    sum_u = torch.zeros(D, dtype=torch.float64)
     n = W_E.shape[0]
+    # pass 1: the mean unembedding row (float64 sums of chunks), so that the products below are
+    # of centred rows: no large uncentred sum that the centring would cancel (float32-safe)
+    sum_u = torch.zeros(D, dtype=torch.float64)
     for s in range(0, n, chunk):
-        e = W_E[s : s + chunk].detach().to(torch.float64)
-        u = e if tied else W_U_rows[s : s + chunk].detach().to(torch.float64)
-        P += u.T @ e
-        sum_e += e.sum(0)
-        sum_u += u.sum(0)
-    P -= torch.outer(sum_u / n, sum_e)  # centre W_U: (W_U - mean_v W_U[:, v]) W_E
+        sum_u += W_U_rows[s : s + chunk].detach().to(dtype).sum(0).double()
+    mean_u = (sum_u / n).to(dtype)
+    P = torch.zeros(D, D, dtype=torch.float64)
+    half = D // 2
+    for s in range(0, n, chunk):
+        e = W_E[s : s + chunk].detach().to(dtype)
+        if tied:  # sum_v (e_v - mu)^T e_v = sum_v (e_v - mu)^T (e_v - mu): a Gram matrix, upper blocks only
+            c = e - mean_u
+            a, b = c[:, :half], c[:, half:]
+            P[:half, :half] += (a.T @ a).double()
+            P[:half, half:] += (a.T @ b).double()
+            P[half:, half:] += (b.T @ b).double()
+        else:
+            u = W_U_rows[s : s + chunk].detach().to(dtype) - mean_u
+            P += (u.T @ e).double()
+    if tied:
+        P[half:, :half] = P[:half, half:].T
     P *= embed_scale
     if final_scale is not None:
         P = final_scale[:, None] * P
     return P
 
 
-def _tl_weights(model) -> HeadWeights:
+def _unit_scales(L: int, D: int, d: int) -> dict[str, torch.Tensor]:
+    one = lambda n: torch.ones(L, n, dtype=torch.float64)  # noqa: E731
+    return {"input": one(D), "q": one(d), "k": one(d), "post": one(D)}
+
+
+def _tl_weights(model, dtype: torch.dtype = torch.float32) -> HeadWeights:
     W_Q = model.W_Q.detach().to(torch.float64).clone()
     W_K = model.W_K.detach().to(torch.float64).clone()
     W_V = model.W_V.detach().to(torch.float64).clone()
     W_O = model.W_O.detach().to(torch.float64).clone()
     folded = []
+    L, _, D, d = W_Q.shape
+    scales = _unit_scales(L, D, d)
     for l, block in enumerate(model.blocks):
         g = _norm_scale(getattr(block, "ln1", None))
         if g is not None:
+            scales["input"][l] = g
             W_Q[l] *= g[None, :, None]
             W_K[l] *= g[None, :, None]
             W_V[l] *= g[None, :, None]
@@ -201,11 +235,11 @@ def _tl_weights(model) -> HeadWeights:
     g_final = _norm_scale(getattr(model, "ln_final", None))
     if g_final is not None:
         folded.append("ln_final")
-    P = _unembed_embed(model.W_E, model.W_U.T, g_final)
-    return HeadWeights(W_Q, W_K, W_V, W_O, P, tuple(folded))
+    P = _unembed_embed(model.W_E, model.W_U.T, g_final, dtype=dtype)
+    return HeadWeights(W_Q, W_K, W_V, W_O, P, tuple(folded), scales)
 
 
-def _hf_weights(hf) -> HeadWeights:
+def _hf_weights(hf, dtype: torch.dtype = torch.float32) -> HeadWeights:
     cfg = getattr(hf.config, "text_config", None) or hf.config
     H = int(cfg.num_attention_heads)
     KV = int(getattr(cfg, "num_key_value_heads", None) or H)
@@ -214,6 +248,7 @@ def _hf_weights(hf) -> HeadWeights:
     rep = H // KV
     Ws = {k: [] for k in ("Q", "K", "V", "O")}
     folded = []
+    scales = _unit_scales(int(cfg.num_hidden_layers), D, d)
     for l, layer in enumerate(_hf_decoder_layers(hf)):
         layer = _unwrap(layer)
         attn = _unwrap(layer.self_attn)
@@ -227,11 +262,13 @@ def _hf_weights(hf) -> HeadWeights:
         o = wo.T.reshape(H, d, D)  # [H, d, D]
         g = _norm_scale(getattr(layer, "input_layernorm", None))
         if g is not None:
+            scales["input"][l] = g
             q, k, v = q * g[None, :, None], k * g[None, :, None], v * g[None, :, None]
             folded.append(f"layers.{l}.input_layernorm")
         for attr, tgt in (("q_norm", "q"), ("k_norm", "k")):
             s = _norm_scale(getattr(attn, attr, None))
             if s is not None:
+                scales[tgt][l] = s
                 if tgt == "q":
                     q = q * s[None, None, :]
                 else:
@@ -240,6 +277,7 @@ def _hf_weights(hf) -> HeadWeights:
         if hasattr(layer, "pre_feedforward_layernorm"):  # Gemma: post_attention_layernorm is on the attention output
             s = _norm_scale(getattr(layer, "post_attention_layernorm", None))
             if s is not None:
+                scales["post"][l] = s
                 o = o * s[None, None, :]
                 folded.append(f"layers.{l}.post_attention_layernorm")
         for key, val in zip("QKVO", (q, k, v, o)):
@@ -251,21 +289,27 @@ def _hf_weights(hf) -> HeadWeights:
     g_final = _norm_scale(getattr(hf.base_model, "norm", None))
     if g_final is not None:
         folded.append("norm")
-    P = _unembed_embed(emb.weight, lm_head.weight, g_final, embed_scale)
+    P = _unembed_embed(emb.weight, lm_head.weight, g_final, embed_scale, dtype=dtype)
     stack = {k: torch.stack(v) for k, v in Ws.items()}
-    return HeadWeights(stack["Q"], stack["K"], stack["V"], stack["O"], P, tuple(folded))
+    return HeadWeights(stack["Q"], stack["K"], stack["V"], stack["O"], P, tuple(folded), scales)
 
 
-def head_weights(model) -> HeadWeights:
-    """The per-head matrices of a model (see :class:`HeadWeights`)."""
+#: precision of the vocabulary-sized W_U W_E product in weight_stats (accumulated in float64 either way)
+PRECISIONS = ("float32", "float64")
+
+
+def head_weights(model, precision: str = "float32") -> HeadWeights:
+    """The per-head matrices of a model (see :class:`HeadWeights`); ``precision``: of the
+    vocabulary-sized product W_U W_E (chunks in that precision, accumulated in float64)."""
+    dtype = {"float32": torch.float32, "float64": torch.float64}[check_choice("precision", precision, PRECISIONS)]
     if _is_tl(model) and not _is_bridge(model):
-        return _tl_weights(model)
+        return _tl_weights(model, dtype)
     from transformers import PreTrainedModel
 
     hf = model.original_model if _is_bridge(model) else model
     if not isinstance(hf, PreTrainedModel):
         raise ValueError(f"unsupported model type {type(model).__name__} for weight statistics")
-    return _hf_weights(hf)
+    return _hf_weights(hf, dtype)
 
 
 def _effective_rank(s: torch.Tensor) -> torch.Tensor:
@@ -303,7 +347,7 @@ def _r(M: torch.Tensor) -> torch.Tensor:
     than a batched QR of the tall M), or its symmetric square root (eigh) where the Gram
     matrix is singular."""
     G = M.transpose(-1, -2) @ M
-    L, info = torch.linalg.cholesky_ex(G)
+    L, info = _small_batched(torch.linalg.cholesky_ex, G)
     R = L.transpose(-1, -2)
     bad = info != 0
     if bad.any():
@@ -374,23 +418,50 @@ def _composition_matrices(W: HeadWeights) -> tuple[dict[str, torch.Tensor], dict
     return scores, {"R_Q": R_Q, "R_K": R_K, "R_V": R_V, "R_O": R_O}
 
 
-def composition_baseline(d_model: int, d_head: int, n_samples: int = 24, seed: int = 0) -> dict[str, float]:
+def composition_baseline(
+    d_model: int, d_head: int, n_samples: int = 24, seed: int = 0, scales: dict[str, torch.Tensor] | None = None
+) -> dict[str, float]:
     """Mean Q/K/V composition score of independent Gaussian heads of the same shapes (the
-    value a head pair gets by chance)."""
+    value a head pair gets by chance; about 1 / sqrt(d_model)). Cached per shape.
+
+    With ``scales`` (:attr:`HeadWeights.scales` of a model) the Gaussian heads get that model's
+    folded norm scales: writer i those of a random layer a_i, reader i those of a random later
+    layer b_i (the chance level of heads whose norms weigh the residual channels as the
+    model's do: uneven scales alone move the scores away from 1 / sqrt(d_model))."""
+    if scales is None:
+        return dict(_composition_baseline(d_model, d_head, n_samples, seed))
+    return _baseline_scores(d_model, d_head, n_samples, seed, scales)
+
+
+@functools.lru_cache(maxsize=16)
+def _composition_baseline(d_model: int, d_head: int, n_samples: int, seed: int) -> dict[str, float]:
+    return _baseline_scores(d_model, d_head, n_samples, seed, None)
+
+
+def _baseline_scores(d_model: int, d_head: int, n_samples: int, seed: int, scales) -> dict[str, float]:
     g = torch.Generator().manual_seed(seed)
     shape = (2, n_samples, d_model, d_head)  # layer 0: writers A, layer 1: readers B
-    W = HeadWeights(
-        *(torch.randn(shape, generator=g, dtype=torch.float64) for _ in range(3)),
-        torch.randn((2, n_samples, d_head, d_model), generator=g, dtype=torch.float64),
-        torch.eye(d_model, dtype=torch.float64),
-        (),
-    )
+    Q, K, V = (torch.randn(shape, generator=g).double() for _ in range(3))  # drawn in float32 (faster)
+    O = torch.randn((2, n_samples, d_head, d_model), generator=g).double()
+    if scales is not None:
+        L = scales["input"].shape[0]
+        if L < 2:
+            raise ValueError("a scale-matched composition baseline needs a model with >= 2 layers")
+        b = torch.randint(1, L, (n_samples,), generator=g)
+        a = (torch.rand(n_samples, generator=g) * b).long()  # a < b
+        for row, lay in ((0, a), (1, b)):
+            s_in = scales["input"][lay][:, :, None]  # [n, D, 1]
+            Q[row] *= s_in * scales["q"][lay][:, None, :]
+            K[row] *= s_in * scales["k"][lay][:, None, :]
+            V[row] *= s_in
+            O[row] *= scales["post"][lay][:, None, :]
+    W = HeadWeights(Q, K, V, O, torch.eye(d_model, dtype=torch.float64), ())
     scores, _ = _composition_matrices(W)
     a = torch.arange(n_samples)
     return {k: float(v[a + n_samples, a].mean()) for k, v in scores.items()}  # disjoint pairs (B, A)
 
 
-def weight_stats(model, baseline_samples: int = 24) -> pd.DataFrame:
+def weight_stats(model, baseline_samples: int = 24, *, precision: str = "float32") -> pd.DataFrame:
     """Weight-based statistics of every attention head, one row per head id (index "head").
 
     Columns:
@@ -405,7 +476,10 @@ def weight_stats(model, baseline_samples: int = 24) -> pd.DataFrame:
         q_comp_max, k_comp_max, v_comp_max: the largest Q/K/V composition score with a head of
             an earlier layer (NaN in layer 0), and q/k/v_comp_partner: that head's id.
     ``DataFrame.attrs``: q/k/v_comp_baseline (mean score of random Gaussian heads of the same
-    shapes), folded (the norm weights folded in).
+    shapes), q/k/v_comp_baseline_scaled (the same heads given the model's own folded norm
+    scales, layer pairs drawn at random: the fairer chance level where norm weights are uneven,
+    as in Gemma-3, whose scores sit at ~0.4x the plain baseline and at the scaled one), folded
+    (the norm weights folded in).
 
     Norms: only their per-channel weights are folded in (the input norm into W_Q, W_K, W_V;
     Gemma's q/k norms into W_Q / W_K and its post-attention norm into W_O; the final norm into
@@ -415,11 +489,15 @@ def weight_stats(model, baseline_samples: int = 24) -> pd.DataFrame:
     Hugging Face model it came from give the same values. Gemma's embedding scale is included.
     RoPE: W_QK here describes the content part of attention only; the positional preference
     lives in the rotation, which the weights alone do not show.
-    Computed in float64 on the model's weights (batched torch).
+    Computed in float64 on the model's weights (batched torch), except the vocabulary-sized
+    product W_U W_E, whose chunks are multiplied in ``precision`` ("float32", the default:
+    ~2x faster; or "float64") and summed in float64. On SmolLM2 and Gemma-3-270M float32
+    changes ov_copying by < 1e-6 relative (benchmarks/circuits_speed.py prints it); the other
+    columns do not use the product.
     """
     baseline_samples = check_int("baseline_samples", baseline_samples, minimum=1)
     name = _model_name(model)
-    W = head_weights(model)
+    W = head_weights(model, precision)
     L, H, D, d = W.W_Q.shape
     n = L * H
     Q, K, V, O = (x.reshape(n, *x.shape[2:]) for x in (W.W_Q, W.W_K, W.W_V, W.W_O))
@@ -451,8 +529,10 @@ def weight_stats(model, baseline_samples: int = 24) -> pd.DataFrame:
         df[f"{kind}_comp_max"] = np.where(has.numpy(), best.numpy(), np.nan)
         df[f"{kind}_comp_partner"] = [ids[a] if ok else None for a, ok in zip(arg.tolist(), has.tolist())]
     base = composition_baseline(D, d, baseline_samples)
+    base_scaled = composition_baseline(D, d, baseline_samples, scales=W.scales)
     for kind in COMPOSITION_KINDS:
         df.attrs[f"{kind}_comp_baseline"] = base[kind]
+        df.attrs[f"{kind}_comp_baseline_scaled"] = base_scaled[kind]
     df.attrs["folded"] = list(W.folded)
     return df
 
@@ -488,6 +568,19 @@ class _Batch:
     @property
     def prompt_ids(self) -> list[str]:
         return [p.prompt.id for p in self.prompts]
+
+
+@contextlib.contextmanager
+def _frozen_parameters(model):
+    """Parameters with requires_grad=False for the duration (restored after)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    try:
+        for p in params:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 class _Runner:
@@ -568,7 +661,9 @@ class _Runner:
         grad: bool = False,
     ) -> torch.Tensor:
         """Logits [B, N, V]. capture_resid (a list) receives each layer's input; capture_z (a
-        dict) each layer's z [B, N, H, d] (in the graph when grad)."""
+        dict) each layer's z [B, N, H, d]. With grad, the first layer's z (after its edit) is
+        a leaf that requires grad, later z depend on it, and the parameters are frozen for the
+        run: the graph holds only what dL/dz needs."""
         z_edits, pattern_edits = z_edits or {}, pattern_edits or {}
         if pattern_edits and not self.tl:
             raise ValueError(
@@ -583,6 +678,8 @@ class _Runner:
             def f(z):
                 if layer in z_edits:
                     z = z_edits[layer](z)
+                if grad and layer == z_layers[0]:  # the graph starts here; later z stay in it (total derivatives)
+                    z = z.detach().requires_grad_(True)
                 if capture_z is not None:
                     capture_z[layer] = z
                 return z
@@ -596,15 +693,13 @@ class _Runner:
                         lambda m, args, kwargs: capture_resid.append(args[0] if args else next(iter(kwargs.values()))),
                         with_kwargs=True,
                     ))
-            if grad:
-                def leaf(m, args, kwargs):
-                    x = args[0].detach().requires_grad_(True)
-                    return (x,) + tuple(args[1:]), kwargs
-
-                handles.append(self.layers[start[0] if start else 0].register_forward_pre_hook(leaf, with_kwargs=True))
+            if grad:  # the graph starts at the z leaves: no parameter gradients, nothing upstream
+                if capture_z is None:
+                    raise ValueError("forward(grad=True) needs capture_z (the leaves to differentiate)")
+                stack.enter_context(_frozen_parameters(self.model))
             if start is not None:
                 stack.enter_context(self._skip_layers(*start))
-            with stack, (contextlib.nullcontext() if grad else torch.no_grad()):
+            with stack, (torch.enable_grad() if grad else torch.no_grad()):
                 if self.tl:
                     hooks = []
                     for layer in z_layers:
@@ -632,10 +727,11 @@ class _Runner:
 def _per_prompt_loss(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy of each row over the predictions of mask [B, N - 1]: [B]."""
     B, N, V = logits.shape
-    nll = torch.nn.functional.cross_entropy(
-        logits[:, :-1].reshape(-1, V).float(), ids[:, 1:].reshape(-1), reduction="none"
-    ).reshape(B, N - 1)
-    return (nll * mask).sum(1) / mask.sum(1)
+    target = torch.nn.functional.pad(ids[:, 1:], (0, 1), value=-100)  # the last position predicts nothing
+    target = target.masked_fill(~torch.nn.functional.pad(mask, (0, 1), value=False), -100)
+    # all N positions, no [:, :-1] slice: no copy of the logits (nor of their gradient)
+    nll = torch.nn.functional.cross_entropy(logits.reshape(B * N, V).float(), target.reshape(-1), reduction="none")
+    return nll.reshape(B, N).sum(1) / mask.sum(1)
 
 
 @dataclass
@@ -780,43 +876,117 @@ def ablate(
     return _effect_frame(runner, batch, heads, delta, clean.loss.cpu(), method, "exact")
 
 
-def head_effects(
-    model, prompts, method: str = "mean", *, tokenizer=None, max_tokens: int | None = 128, loss_on: str = "all"
-) -> pd.DataFrame:
-    """Estimated loss change of ablating each head (every head at once) by attribution
-    patching: one clean forward and one backward give dL/dz for every head, and
-    effect ~ sum over positions of (z_ablated - z_clean) . dL/dz (first-order Taylor; exact
-    for small changes, worse for heads whose ablation changes the loss a lot).
+ESTIMATES = ("atp", "integrated")
 
-    Same ablations (``method``, the mean taken over this run's prompts and positions), the
-    same ``loss_on`` and the same DataFrame layout as :func:`ablate`; attrs
-    estimate="attribution". Costs about three forward passes (forward with the graph kept,
-    backward)."""
+
+def head_effects(
+    model,
+    prompts,
+    method: str = "mean",
+    *,
+    estimate: str = "atp",
+    steps: int = 4,
+    refine: int = 0,
+    tokenizer=None,
+    max_tokens: int | None = 128,
+    loss_on: str = "all",
+) -> pd.DataFrame:
+    """Estimated loss change of ablating each head (every head at once), from gradients.
+
+    Same ablations (``method``: "mean", the mean over this run's prompts and real positions,
+    or "zero"), the same ``loss_on`` and the same DataFrame layout as :func:`ablate`.
+
+    Args:
+        estimate: "atp" — attribution patching: one clean forward and one backward give
+            dL/dz [B, N, H, d] for every head, and effect ~ sum over positions of
+            (z_ablated - z_clean) . dL/dz (first order: exact for small changes, poor for heads
+            whose ablation changes the loss a lot). Costs about 2-3 forward passes.
+            "integrated" — integrated gradients along the path that ablates every head
+            together by a fraction alpha (each layer's z, as computed in that run, moved to
+            z + alpha (z_ablated - z); the mean from a clean no-grad run first): head h gets
+            the integral over alpha of dL/dz_h . (z_ablated - z_h), by the midpoint rule on
+            ``steps`` points. The heads' estimates add up to the loss change of ablating all
+            heads at once (up to the quadrature error). Costs one forward plus ``steps``
+            forward+backward passes.
+        steps: interpolation steps of "integrated" (ignored by "atp").
+        refine: then ablate exactly (as :func:`ablate`) the ``refine`` heads whose estimate
+            is least trustworthy — the largest sum over positions of |(z_ablated - z) . dL/dz|
+            ("atp": large per-position terms that may cancel) or of |estimate| ("integrated")
+            — and report their exact values (AtP* uses attribution this way, as a
+            prefilter for exact patching). Costs about half a forward pass per refined head.
+
+    attrs: estimate ("attribution" or "integrated"), steps, refined (the head ids given
+    exact values; column "refined" says the same per head), plus those of :func:`ablate`.
+    Gradients are taken with respect to z only (parameters frozen; the graph starts at the
+    first layer's z).
+    """
     method = check_choice("method", method, ABLATION_METHODS)
+    estimate = check_choice("estimate", estimate, ESTIMATES)
+    steps = check_int("steps", steps, minimum=1)
     runner = _Runner(model, tokenizer)
     heads = parse_heads(model, None, runner.name)
+    refine = check_int("refine", refine, minimum=0, maximum=len(heads))
     batch = runner.batch(prompts, max_tokens, loss_on)
-    zs = {}
-    logits = runner.forward(batch.ids, batch.lengths, capture_z=zs, grad=True)
-    per_prompt = _per_prompt_loss(logits, batch.ids, batch.loss_mask)
-    del logits
-    loss = per_prompt.mean()
-    grads = torch.autograd.grad(loss, [zs[l] for l in range(runner.n_layers)])
-    B = batch.ids.shape[0]
-    real = (torch.arange(batch.ids.shape[1], device=batch.ids.device)[None, :] < batch.lengths[:, None])[:, :, None, None]
-    delta = []
-    with torch.no_grad():
-        for l in range(runner.n_layers):
-            z = zs[l].detach()
-            if method == "mean":
-                m = real.to(z.dtype)
-                z_abl = ((z * m).sum((0, 1)) / m.sum())[None, None]
-            else:
-                z_abl = torch.zeros_like(z)
-            eff = ((z_abl - z) * grads[l] * real).sum((1, 3)) * B  # [B, H]: dL_total/dz = dL_b/dz / B
-            delta.append(eff.T.double().cpu())
-    delta = torch.cat(delta).numpy()  # [L*H, B] layer-major
-    return _effect_frame(runner, batch, heads, delta, per_prompt.detach().cpu(), method, "attribution")
+    B, N = batch.ids.shape
+    real = (torch.arange(N, device=batch.ids.device)[None, :] < batch.lengths[:, None])[:, :, None, None]
+
+    def ablated_value(z):  # [B, N, H, d] -> broadcastable z_ablated
+        if method == "zero":
+            return torch.zeros((), dtype=z.dtype, device=z.device)
+        m = real.to(z.dtype)
+        return ((z * m).sum((0, 1)) / m.sum())[None, None]
+
+    def grads_at(z_edits):  # one forward with grad + one backward: per-prompt losses, z, dL/dz
+        zs = {}
+        logits = runner.forward(batch.ids, batch.lengths, z_edits=z_edits, capture_z=zs, grad=True)
+        per_prompt = _per_prompt_loss(logits, batch.ids, batch.loss_mask)
+        del logits
+        grads = torch.autograd.grad(per_prompt.sum(), [zs[l] for l in range(runner.n_layers)])  # dL_b/dz, rows separate
+        return per_prompt.detach(), {l: zs[l].detach() for l in zs}, grads
+
+    L = runner.n_layers
+    if estimate == "atp":
+        clean_loss, zs, grads = grads_at(None)
+        with torch.no_grad():
+            terms = [((ablated_value(zs[l]) - zs[l]) * real * grads[l]).sum(3) for l in range(L)]  # [B, N, H]
+            delta = torch.cat([t.sum(1).T for t in terms])
+            doubt = torch.cat([t.abs().sum(1).T for t in terms]).mean(1)  # [L*H]
+        del zs, grads, terms
+    else:
+        with torch.no_grad():
+            zs = {}
+            logits = runner.forward(batch.ids, batch.lengths, capture_z=zs)
+            clean_loss = _per_prompt_loss(logits, batch.ids, batch.loss_mask)
+            del logits
+            target = {l: ablated_value(zs[l]) for l in zs}
+        del zs
+        delta = 0.0
+        for k in range(steps):
+            alpha = (k + 0.5) / steps
+            pre = {}
+
+            def edit(z, l, alpha=alpha, pre=pre):  # this run's z (earlier layers already moved) moved by alpha
+                pre[l] = z.detach()
+                return torch.where(real, z + alpha * (target[l] - z), z)
+
+            _, _, g = grads_at({l: (lambda z, l=l: edit(z, l)) for l in range(L)})
+            with torch.no_grad():  # dL/dalpha = sum over layers of dL/dz_l . (target_l - z_l before the edit)
+                delta = delta + torch.cat([((target[l] - pre[l]) * real * g[l]).sum((1, 3)).T for l in range(L)]) / steps
+        doubt = delta.abs().mean(1)
+    delta = delta.double().cpu()
+    refined = sorted(torch.argsort(doubt.cpu(), descending=True)[:refine].tolist())
+    if refined:  # exact values for the least trustworthy estimates
+        clean = _clean_run(runner, batch)
+        for layer in sorted({heads[k][0] for k in refined}):
+            rows = [k for k in refined if heads[k][0] == layer]
+            variants = [{"z": {heads[k][1]: clean.z_mean[layer, heads[k][1]] if method == "mean" else None}} for k in rows]
+            losses = _variant_losses(runner, batch, clean, layer, variants)
+            delta[rows] = (losses - clean.loss[None, :]).double().cpu()
+    df = _effect_frame(runner, batch, heads, delta.numpy(), clean_loss.cpu(), method, "attribution" if estimate == "atp" else "integrated")
+    df.insert(3, "refined", np.isin(np.arange(len(heads)), refined))
+    df.attrs["steps"] = steps if estimate == "integrated" else 1
+    df.attrs["refined"] = [df.index[k] for k in refined]
+    return df
 
 
 # ---------------------------------------------------------------------------------------
