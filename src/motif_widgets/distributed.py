@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from ._checks import check_choice, check_int
+from ._checks import check_choice, check_float, check_int
 from .atlas_data import AtlasData
 from .collect import DEFAULT_THUMBNAIL_TOKENS, DEFAULT_THUMBNAILS, pick_thumbnail_prompts
 from .prompts import Prompt, as_prompts
@@ -354,7 +354,8 @@ def _connect(address: str | None, workers: int | None):
         else:
             ray.init(address=address, log_to_driver=False)
     except (ConnectionError, RuntimeError, TimeoutError, ValueError) as e:
-        raise ConnectionError(f"address: no Ray cluster answers at {address!r} ({type(e).__name__}: {e})") from None
+        where = "could not start a local Ray cluster" if address is None else f"no Ray cluster answers at {address!r}"
+        raise ConnectionError(f"address: {where} ({type(e).__name__}: {e})") from None
     return ray
 
 
@@ -414,6 +415,7 @@ def collect_atlas(
     if workers is not None:
         check_int("workers", workers, minimum=1)
     max_retries = check_int("max_retries", max_retries, minimum=0)
+    cpus_per_worker = check_float("cpus_per_worker", cpus_per_worker, minimum=0.0)
     dtype = check_choice("dtype", str(dtype).replace("torch.", ""), DTYPES)
     sets = list(dict.fromkeys(get_feature_set(s).name for s in ([feature_sets] if isinstance(feature_sets, str) else feature_sets)))
     if not sets:
@@ -449,8 +451,12 @@ def collect_atlas(
     t_connected = time.perf_counter()
     gpus = ray.cluster_resources().get("GPU", 0)
     num_gpus = (1 if gpus else 0) if num_gpus is None else num_gpus
-    if workers is None:
-        workers = max(1, int(gpus // num_gpus) if num_gpus else int(ray.cluster_resources().get("CPU", 1) // cpus_per_worker))
+    cpus = ray.cluster_resources().get("CPU", 1)
+    fit = max(1, min(int(gpus // num_gpus) if num_gpus else 1 << 30, int(cpus // cpus_per_worker) if cpus_per_worker else 1 << 30))
+    if workers is not None and workers > fit:  # actors beyond the cluster's resources would wait forever
+        warnings.warn(f"workers={workers}: the cluster holds {fit} workers of {cpus_per_worker} CPU / {num_gpus} GPU; using {fit}",
+                      stacklevel=2)
+    workers = min(workers or fit, fit)
     folder.mkdir(parents=True, exist_ok=True)
 
     # plan every new model first: a model no worker can load fails before any shard runs
