@@ -45,15 +45,19 @@ def _tile_pair(t: int, n_t: int) -> tuple[int, int]:
 
 
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
-def _paired_tiles_l2(x: np.ndarray, tile: int) -> np.ndarray:
-    """Eq. 3 (Euclidean) sums over prompts for every head pair, float32.
+def _paired_tiles(x: np.ndarray, order: float, tile: int) -> np.ndarray:
+    """Eq. 3 sums over prompts for every head pair, float32.
 
-    x: [P, k, H] float32 (heads last, so the innermost loop runs over contiguous heads).
-    Returns [H, H] float32: sum over prompts of ||x[p, :, a] - x[p, :, b]||_2.
+    x: [P, k, H] float32 (heads last, so the innermost loops run over contiguous heads).
+    Returns [H, H] float32: sum over prompts of ||x[p, :, a] - x[p, :, b]||_order. The
+    Euclidean case has its own inner loops (squares and sqrt vectorize; a power does not).
     """
     n_p, n_k, n_h = x.shape
     n_t = (n_h + tile - 1) // tile
     out = np.zeros((n_h, n_h), np.float32)
+    euclid = order == 2.0
+    o = np.float32(order)
+    inv = np.float32(1.0 / order)
     for t in numba.prange(n_t * (n_t + 1) // 2):
         ti, tj = _tile_pair(t, n_t)
         a0, a1 = ti * tile, min(n_h, (ti + 1) * tile)
@@ -74,50 +78,19 @@ def _paired_tiles_l2(x: np.ndarray, tile: int) -> np.ndarray:
                     s[b] = 0.0
                 for k in range(n_k):
                     v = xa[a, k]
+                    if euclid:
+                        for b in range(nb):
+                            d = v - y[k, b]
+                            s[b] += d * d
+                    else:
+                        for b in range(nb):
+                            s[b] += abs(v - y[k, b]) ** o
+                if euclid:
                     for b in range(nb):
-                        d = v - y[k, b]
-                        s[b] += d * d
-                for b in range(nb):
-                    acc[a, b] += np.sqrt(s[b])
-        for a in range(a1 - a0):
-            for b in range(nb):
-                out[a0 + a, b0 + b] = acc[a, b]
-                out[b0 + b, a0 + a] = acc[a, b]
-    return out
-
-
-@numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
-def _paired_tiles_minkowski(x: np.ndarray, order: float, tile: int) -> np.ndarray:
-    """As _paired_tiles_l2 for any Minkowski order (sum over prompts of ||.||_order)."""
-    n_p, n_k, n_h = x.shape
-    n_t = (n_h + tile - 1) // tile
-    out = np.zeros((n_h, n_h), np.float32)
-    inv = np.float32(1.0 / order)
-    o = np.float32(order)
-    for t in numba.prange(n_t * (n_t + 1) // 2):
-        ti, tj = _tile_pair(t, n_t)
-        a0, a1 = ti * tile, min(n_h, (ti + 1) * tile)
-        b0, b1 = tj * tile, min(n_h, (tj + 1) * tile)
-        nb = b1 - b0
-        acc = np.zeros((a1 - a0, nb), np.float32)
-        s = np.empty(nb, np.float32)
-        y = np.empty((n_k, nb), np.float32)
-        xa = np.empty((a1 - a0, n_k), np.float32)
-        for p in range(n_p):
-            for k in range(n_k):
-                for b in range(nb):
-                    y[k, b] = x[p, k, b0 + b]
-                for a in range(a1 - a0):
-                    xa[a, k] = x[p, k, a0 + a]
-            for a in range(a1 - a0):
-                for b in range(nb):
-                    s[b] = 0.0
-                for k in range(n_k):
-                    v = xa[a, k]
+                        acc[a, b] += np.sqrt(s[b])
+                else:
                     for b in range(nb):
-                        s[b] += abs(v - y[k, b]) ** o
-                for b in range(nb):
-                    acc[a, b] += s[b] ** inv
+                        acc[a, b] += s[b] ** inv
         for a in range(a1 - a0):
             for b in range(nb):
                 out[a0 + a, b0 + b] = acc[a, b]
@@ -150,7 +123,7 @@ def paired_distances(points: np.ndarray | torch.Tensor, order: float = 2.0, dtyp
         if not np.isfinite(z).all():
             raise ValueError("points contain NaN or infinite values")
         x = np.ascontiguousarray(z.transpose(1, 2, 0), dtype=np.float32)  # [P, k, H]
-        total = _paired_tiles_l2(x, TILE) if order == 2 else _paired_tiles_minkowski(x, float(order), TILE)
+        total = _paired_tiles(x, float(order), TILE)
         total /= np.float32(z.shape[1])
         np.fill_diagonal(total, 0.0)
         return total
