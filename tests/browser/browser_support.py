@@ -38,16 +38,20 @@ HARNESS = """<!doctype html>
 <script type="application/json" id="state">__STATE__</script>
 <script type="module">
 import widget from "/static/__BUNDLE__.js";
+// Binary parts travel base64-encoded; put each back into the state at its path, as a DataView.
+window.placeBuffers = (state, buffers) => {
+  for (const { path, data } of buffers) {
+    let node = state;
+    for (const key of path.slice(0, -1)) node = node[key];
+    const bin = atob(data);
+    const bytes = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    node[path[path.length - 1]] = new DataView(bytes.buffer);
+  }
+};
 const doc = JSON.parse(document.getElementById("state").textContent);
 const state = doc.state;
-for (const { path, data } of doc.buffers) {
-  let node = state;
-  for (const key of path.slice(0, -1)) node = node[key];
-  const bin = atob(data);
-  const bytes = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-  node[path[path.length - 1]] = new DataView(bytes.buffer);
-}
+window.placeBuffers(state, doc.buffers);
 // The fake anywidget model: records every set / save_changes; update() plays a kernel message.
 const calls = [];
 const handlers = new Map();
@@ -120,14 +124,7 @@ class WidgetPage:
         encoded = [{"path": p, "data": base64.b64encode(bytes(b)).decode("ascii")} for p, b in zip(paths, buffers)]
         self.page.evaluate(
             """([state, buffers, keys]) => {
-                 for (const { path, data } of buffers) {
-                   let node = state;
-                   for (const key of path.slice(0, -1)) node = node[key];
-                   const bin = atob(data);
-                   const bytes = new Uint8Array(bin.length);
-                   for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-                   node[path[path.length - 1]] = new DataView(bytes.buffer);
-                 }
+                 window.placeBuffers(state, buffers);
                  for (const k of keys) window.fake.update(k, state[k]);
                }""",
             [state, encoded, list(keys)],
