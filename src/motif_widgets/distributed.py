@@ -205,7 +205,7 @@ def read_plan(folder: str | Path) -> Plan:
 
 def _check_same_work(folder: Path, old: Plan, new: Plan) -> None:
     """ValueError naming what differs when a folder was planned for other prompts or settings."""
-    if [p.id for p in old.prompts] != [p.id for p in new.prompts] or old.prompts != new.prompts:
+    if old.prompts != new.prompts:
         old_ids, new_ids = [p.id for p in old.prompts], [p.id for p in new.prompts]
         missing, extra = sorted(set(old_ids) - set(new_ids)), sorted(set(new_ids) - set(old_ids))
         raise ValueError(
