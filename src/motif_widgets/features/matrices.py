@@ -4,8 +4,9 @@ Patterns of one length n are processed in chunks (sized for the CPU's caches, or
 memory allows on CUDA): the six products go into one reused buffer and are binned right away. Skewing is a strided
 view (no gather), and binning uses a lookup table on the top bits of each float64
 (exact: cells that contain a bin edge are resolved by one comparison with the edge),
-applied by torch ops on CUDA and by one-pass numba kernels on the CPU (_cpu_binning), which
-read one triangle of each (symmetric) gram and take the cosines on the fly.
+applied by one-pass numba kernels on the CPU (_cpu_binning), which read one triangle of each
+(symmetric) gram and take the cosines on the fly, and on CUDA by one fused Triton launch per
+chunk (_triton_kernels.bin_grams) or, without Triton, by torch ops.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+
+from .kernels import use_triton
 
 #: The reference's 32 histogram bins: edges 0, then logspace(-3, 0, 32) rounded to float32.
 LOG_BIN_EDGES = np.concatenate([[0.0], np.logspace(-3, 0, 32)]).astype(np.float32)
@@ -166,12 +169,13 @@ def paper_matrix_counts(a: torch.Tensor) -> torch.Tensor:
     """
     b, n, _ = a.shape
     dt, dev = a.dtype, a.device
-    on_cpu = dev.type == "cpu"  # CPU: numba kernels bin one triangle and take the cosines in one pass
-    step = min(b, max(1, (CHUNK_CELLS if on_cpu else CUDA_CHUNK_CELLS) // (6 * n * n)))
+    fused = use_triton(a)  # CUDA: one Triton launch bins all six matrices, cosines on the fly
+    on_cpu = dev.type == "cpu" and not fused  # CPU: numba kernels bin one triangle, cosines on the fly
+    step = min(b, max(1, (CHUNK_CELLS if dev.type == "cpu" else CUDA_CHUNK_CELLS) // (6 * n * n)))
     pad_a = torch.zeros((step, n, 2 * n), dtype=dt, device=dev)
     pad_l = torch.zeros((step, n, 2 * n), dtype=dt, device=dev)
     grams = torch.empty((6, step, n, n), dtype=dt, device=dev)
-    if not on_cpu:  # buffers of the torch path: cosine scales and binning workspace
+    if not (on_cpu or fused):  # buffers of the torch path: cosine scales and binning workspace
         scale = torch.empty((step, n, n), dtype=dt, device=dev)
         eps = torch.full((), 1e-10, dtype=dt, device=dev)
         bins = _BinWorkspace(6 * step, n * n, dev)
@@ -191,7 +195,11 @@ def paper_matrix_counts(a: torch.Tensor) -> torch.Tensor:
         torch.bmm(lg, lg.mT, out=g[3])
         torch.bmm(lg.mT, lg, out=g[4])
         torch.bmm(sl, sl.mT, out=g[5])
-        if on_cpu:
+        if fused:
+            from ._triton_kernels import bin_grams
+
+            counts[:, s : s + c] = bin_grams(g.reshape(6 * c, n, n), cosine_from=3 * c).view(6, c, N_BINS)
+        elif on_cpu:
             counts[:3, s : s + c] = symmetric_log_bin_counts(g[:3].reshape(3 * c, n, n)).view(3, c, N_BINS)
             counts[3:, s : s + c] = symmetric_log_bin_counts(g[3:].reshape(3 * c, n, n), cosine=True).view(3, c, N_BINS)
         else:

@@ -15,11 +15,14 @@ import math
 import numpy as np
 import torch
 
+from .kernels import use_triton
+
 FULL_STATS = (
     "mean", "median", "variance", "skewness", "entropy", "rms", "energy", "kurtosis",
     "L2_norm", "autocorr_lag1", "psd_total_power", "linreg.slope", "linreg.intercept", "linreg.r2",
 )
 REDUCED_STATS = tuple(s for s in FULL_STATS if s not in ("energy", "kurtosis", "L2_norm"))
+_REDUCED_COLUMNS = [FULL_STATS.index(s) for s in REDUCED_STATS]
 
 
 def vector_stats(x: torch.Tensor, lengths: torch.Tensor, full: bool) -> torch.Tensor:
@@ -33,6 +36,11 @@ def vector_stats(x: torch.Tensor, lengths: torch.Tensor, full: bool) -> torch.Te
     Returns:
         [B, 14] or [B, 11] in the order of FULL_STATS / REDUCED_STATS.
     """
+    if use_triton(x):  # CUDA: the whole block in one fused launch
+        from ._triton_kernels import vector_stats as fused_vector_stats
+
+        stats = fused_vector_stats(x, lengths)
+        return stats if full else stats[:, _REDUCED_COLUMNS]
     mask = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]
     zero = torch.zeros((), dtype=x.dtype, device=x.device)
     xm = torch.where(mask, x, zero)

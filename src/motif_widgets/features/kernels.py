@@ -1,0 +1,69 @@
+"""Which kernels compute the `paper` features on a device.
+
+CPU: torch ops plus one-pass numba binning (_cpu_binning). CUDA: the fused Triton kernels
+(_triton_kernels) when Triton is importable, else torch ops. Choose with the environment
+variable MOTIF_WIDGETS_GPU_KERNELS or ``use_kernels(...)``:
+
+- "auto" (default): Triton on CUDA when it imports, torch ops otherwise;
+- "torch": torch ops on CUDA (the path before the fused kernels);
+- "triton": Triton wherever the input is, also on CPU tensors, which works only under
+  TRITON_INTERPRET=1 (Triton's interpreter; how the tests check the kernels without a GPU).
+
+Only float64 work takes the Triton path (the kernels are exact in float64); float32 mode keeps
+torch ops.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from functools import lru_cache
+
+import torch
+
+GPU_KERNELS_ENV = "MOTIF_WIDGETS_GPU_KERNELS"
+GPU_KERNEL_CHOICES = ("auto", "triton", "torch")
+_chosen: str | None = None  # set by use_kernels; None: the environment decides
+
+
+def chosen_kernels() -> str:
+    """The choice in force: use_kernels(...) if set, else $MOTIF_WIDGETS_GPU_KERNELS, else "auto"."""
+    choice = _chosen if _chosen is not None else os.environ.get(GPU_KERNELS_ENV, "auto")
+    if choice not in GPU_KERNEL_CHOICES:
+        raise ValueError(f"{GPU_KERNELS_ENV} must be one of {GPU_KERNEL_CHOICES}, got {choice!r}")
+    return choice
+
+
+@contextmanager
+def use_kernels(choice: str):
+    """Compute the paper features with the given kernels inside the block ("auto", "triton", "torch")."""
+    global _chosen
+    if choice not in GPU_KERNEL_CHOICES:
+        raise ValueError(f"choice must be one of {GPU_KERNEL_CHOICES}, got {choice!r}")
+    before, _chosen = _chosen, choice
+    try:
+        yield
+    finally:
+        _chosen = before
+
+
+@lru_cache(maxsize=1)
+def triton_available() -> bool:
+    """Whether the Triton kernels import (Triton installed and compatible)."""
+    try:
+        from . import _triton_kernels  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def use_triton(tensor: torch.Tensor) -> bool:
+    """Whether work on this tensor takes the fused Triton kernels (float64 only)."""
+    choice = chosen_kernels()
+    if choice == "torch" or tensor.dtype != torch.float64:
+        return False
+    if choice == "triton":
+        if not triton_available():
+            raise ImportError(f"{GPU_KERNELS_ENV}=triton but Triton does not import (pip install triton)")
+        return True
+    return tensor.device.type == "cuda" and triton_available()
