@@ -5,7 +5,10 @@
     python benchmarks/feature_speed.py [--device cuda] [--quick]
 
 Prints ms per pattern and the ratios; goals: >= 8x faster than plain numpy at n = 128,
-within 2x of the floor. Also reports the motifs set and the float32 fast mode.
+within 2x of the floor. Also reports the motifs set and the float32 fast mode. On CUDA a
+second table compares the fused Triton kernels (the default there) with the torch-ops path
+(MOTIF_WIDGETS_GPU_KERNELS=torch): time, ratio to the floor (goal <= 3x), the largest relative
+difference of their features and the number of GPU kernels each launches per batch.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 import torch
 
 from motif_widgets.features import PAPER_FEATURE_NAMES, PatternBatch, motif_features, paper_features
+from motif_widgets.features.kernels import triton_available, use_kernels
 from motif_widgets.features.plain import paper_features_plain
 
 
@@ -107,9 +111,53 @@ def main() -> None:
         print(f"{n:4d} {t_plain*1e3:9.2f} {t_kernel*1e3:9.3f} {t_plain/t_kernel:7.1f}x {t_floor*1e3:9.3f} "
               f"{t_kernel/t_floor:7.2f}x {t_floor_whole*1e3:13.3f} ms   {t_f32*1e3:7.3f} {off:7.1%} {dev:9.3f}sd {t_motifs*1e3:9.3f}")
     print("\n".join(notes))
+    if device.type == "cuda":
+        fused_vs_torch(sizes, repeat, device, args.quick)
     print("vs plain: plain numpy time / kernel time (goal >= 8x at n=128); vs floor: kernel time / the faster "
           "of the two ways of running the six float64 products (goal <= 2x). f32 off: share of features more than 1e-6 "
           "(relative) from float64; f32 max dev: the largest float32 - float64 difference in feature standard deviations.")
+
+
+def cuda_kernel_count(fn) -> int:
+    """GPU kernels one call of fn launches (torch.profiler's CUDA activity)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    return sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
+
+
+def fused_vs_torch(sizes: dict, repeat: int, device: torch.device, quick: bool) -> None:
+    """The fused Triton kernels against the torch-ops path on CUDA, same batches."""
+    if not triton_available():
+        print("\nfused kernels: Triton does not import here; not measured")
+        return
+    print(f"\nfused Triton kernels vs torch ops on {torch.cuda.get_device_name(device)} (ms per pattern; goal <= 3x the floor)")
+    print(f"{'n':>4} {'count':>5} {'floor ms':>9} {'fused ms':>9} {'vs floor':>8} {'torch ms':>9} {'vs floor':>8} "
+          f"{'speed-up':>8} {'max rel diff':>12} {'kernels fused/torch':>19}")
+    for n, (count, _) in sizes.items():
+        count = max(4, count // 4) if quick else count
+        a = random_patterns(n, count, device)
+        batch = PatternBatch(a, torch.full((count,), n, device=device))
+        t_floor = min(best_of(lambda: six_products(a), repeat, device),
+                      best_of(lambda: six_products_chunked(a), repeat, device)) / count
+        with use_kernels("triton"):
+            t_fused = best_of(lambda: paper_features(batch), repeat, device) / count
+            fused = paper_features(batch).cpu().numpy()
+            k_fused = cuda_kernel_count(lambda: paper_features(batch))
+        with use_kernels("torch"):
+            t_torch = best_of(lambda: paper_features(batch), repeat, device) / count
+            ops = paper_features(batch).cpu().numpy()
+            k_torch = cuda_kernel_count(lambda: paper_features(batch))
+        both = np.isfinite(fused) & np.isfinite(ops)
+        nan_same = np.array_equal(np.isnan(fused), np.isnan(ops))
+        rel = np.abs(fused - ops)[both] / np.maximum(np.abs(ops[both]), 1e-300)
+        rel_text = f"{rel.max():.1e}" + ("" if nan_same else " NaN!")
+        print(f"{n:4d} {count:5d} {t_floor*1e3:9.4f} {t_fused*1e3:9.4f} {t_fused/t_floor:7.2f}x {t_torch*1e3:9.4f} "
+              f"{t_torch/t_floor:7.2f}x {t_torch/t_fused:7.2f}x {rel_text:>12} {k_fused:>9d}/{k_torch:<9d}")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from motif_widgets import compute_features
 from motif_widgets.features import PAPER_FEATURE_NAMES
 from motif_widgets.features.kernels import GPU_KERNELS_ENV, chosen_kernels, use_kernels, use_triton
 from motif_widgets.features.matrices import LOG_BIN_EDGES, log_bin_counts
-from motif_widgets.features.stats import FULL_STATS, vector_stats
+from motif_widgets.features.stats import FULL_STATS, REDUCED_STATS, vector_stats
 from test_features import assert_features_close
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
@@ -103,11 +103,13 @@ def _rows(rng: np.random.Generator, width: int) -> tuple[torch.Tensor, torch.Ten
 ])
 def test_vector_stats_equal_the_torch_block(fused, width, sort_in_kernel_max, loop_block):
     x, lengths = _rows(np.random.default_rng(width), width)
-    with use_kernels("torch"):
-        want = vector_stats(x, lengths, full=True).numpy()
-    got = fused.vector_stats(x.to(DEVICE), lengths.to(DEVICE), sort_in_kernel_max, loop_block or 1024).cpu().numpy()
-    assert_features_close(got, want, rtol=1e-12, atol=1e-14, names=FULL_STATS)
-    assert np.isnan(got[width, [3, 7, 13]]).all() and np.isnan(got[0, 2])  # constant row; m = 1
+    for full, names in ((True, FULL_STATS), (False, REDUCED_STATS)):
+        with use_kernels("torch"):
+            want = vector_stats(x, lengths, full=full).numpy()
+        got = fused.vector_stats(x.to(DEVICE), lengths.to(DEVICE), full, sort_in_kernel_max, loop_block or 1024)
+        assert_features_close(got.cpu().numpy(), want, rtol=1e-12, atol=1e-14, names=names)
+        assert np.isnan(want[width, [names.index("skewness"), names.index("linreg.r2")]]).all()  # a constant row
+        assert np.isnan(want[0, names.index("variance")])  # m = 1
 
 
 @runs_kernels
@@ -136,6 +138,35 @@ def test_paper_features_fused_equal_cpu_kernels(fused, monkeypatch):
     with use_kernels("triton"):
         got = compute_features([torch.as_tensor(p, device=DEVICE) for p in patterns], "paper").to_numpy()
     assert_features_close(got, cpu, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.skipif(INTERPRETED, reason="the interpreter does not compile")
+def test_kernels_compile_for_the_h200_without_a_gpu(fused):
+    """Triton's compiler and its bundled ptxas build both kernels for sm_90 (the H200) here, so a
+    lowering error shows without a GPU; the binning kernel's PTX has no fused multiply-add (fp
+    fusion is off: cosines round as on the CPU)."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource, compile as compile_kernel
+
+    target = GPUTarget("cuda", 90, 32)
+    options = {"enable_fp_fusion": False}
+    binning = compile_kernel(ASTSource(
+        fn=fused._bin_grams_kernel,
+        signature={"grams_ptr": "*fp64", "codes_ptr": "*i64", "counts_ptr": "*i64", "n": "i32", "cosine_from": "i32",
+                   "SHIFT": "constexpr", "CELL_MASK": "constexpr", "BLOCK": "constexpr", "TILE": "constexpr"},
+        constexprs={"SHIFT": 46, "CELL_MASK": (1 << 18) - 1, "BLOCK": fused.BIN_BLOCK, "TILE": fused.BIN_TILE},
+    ), target=target, options=options)
+    ptx = binning.asm["ptx"]
+    assert ".target sm_90" in ptx and "div.rn.f64" in ptx and "sqrt.rn.f64" in ptx and "fma.rn.f64" not in ptx
+    assert binning.asm["cubin"]
+    for block, sort, full in ((32, True, False), (256, True, True), (fused.STATS_BLOCK_MAX, False, True)):
+        stats = compile_kernel(ASTSource(
+            fn=fused._vector_stats_kernel,
+            signature={"x_ptr": "*fp64", "lengths_ptr": "*i64", "median_ptr": "*fp64", "out_ptr": "*fp64",
+                       "row_stride": "i32", "eps": "fp64", "BLOCK": "constexpr", "SORT": "constexpr", "FULL": "constexpr"},
+            constexprs={"BLOCK": block, "SORT": sort, "FULL": full},
+        ), target=target, options=options)
+        assert ".target sm_90" in stats.asm["ptx"] and stats.asm["cubin"]
 
 
 def test_kernel_choice_is_checked(monkeypatch):

@@ -35,8 +35,6 @@ BIN_BLOCK = 1024
 #: Entries one binning program covers (several blocks), then one atomic add of its 64 counts.
 BIN_TILE = 16 * BIN_BLOCK
 
-N_STATS = 14  # FULL_STATS; the reduced block is a selection of these columns
-
 
 @triton.jit
 def _bin_grams_kernel(
@@ -97,12 +95,13 @@ def bin_grams(grams: torch.Tensor, cosine_from: int) -> torch.Tensor:
 @triton.jit
 def _vector_stats_kernel(
     x_ptr, lengths_ptr, median_ptr, out_ptr, row_stride, eps,
-    BLOCK: tl.constexpr, SORT: tl.constexpr,
+    BLOCK: tl.constexpr, SORT: tl.constexpr, FULL: tl.constexpr,
 ):
-    """The 14 FULL_STATS of row r of x (stats.vector_stats, formula by formula).
+    """The statistic block of row r of x (stats.vector_stats, formula by formula).
 
     x: [R, M] float64 (row stride row_stride); lengths: [R] int64, 1 <= m <= M; median: [R]
-    float64, read when SORT is False; out: [R, 14] float64. With SORT, BLOCK >= M.
+    float64, read when SORT is False; out: [R, 14] (FULL_STATS) or [R, 11] (REDUCED_STATS)
+    float64. With SORT, BLOCK >= M.
     """
     r = tl.program_id(0).to(tl.int64)
     row = x_ptr + r * row_stride
@@ -225,41 +224,45 @@ def _vector_stats_kernel(
     else:
         median = tl.load(median_ptr + r)
 
-    out = out_ptr + r * 14
+    out = out_ptr + r * (14 if FULL else 11)
     tl.store(out + 0, mean)
     tl.store(out + 1, median)
     tl.store(out + 2, s2 / (m - 1.0))
     tl.store(out + 3, tl.where(const, nan, m3 / (m2 * tl.sqrt(m2))))
     tl.store(out + 4, entropy)
     tl.store(out + 5, tl.sqrt(sumsq / m))
-    tl.store(out + 6, sumsq)
-    tl.store(out + 7, tl.where(const, nan, m4 / (m2 * m2) - 3.0))
-    tl.store(out + 8, tl.sqrt(sumsq) / m)
-    tl.store(out + 9, autocorr)
-    tl.store(out + 10, m * syy / sww)
-    tl.store(out + 11, slope)
-    tl.store(out + 12, mean - slope * t_mean)
-    tl.store(out + 13, r_value * r_value)
+    if FULL:
+        tl.store(out + 6, sumsq)
+        tl.store(out + 7, tl.where(const, nan, m4 / (m2 * m2) - 3.0))
+        tl.store(out + 8, tl.sqrt(sumsq) / m)
+    rest = out + (9 if FULL else 6)
+    tl.store(rest + 0, autocorr)
+    tl.store(rest + 1, m * syy / sww)
+    tl.store(rest + 2, slope)
+    tl.store(rest + 3, mean - slope * t_mean)
+    tl.store(rest + 4, r_value * r_value)
 
 
 def vector_stats(
-    x: torch.Tensor, lengths: torch.Tensor, sort_in_kernel_max: int | None = None, loop_block: int = STATS_BLOCK_MAX
+    x: torch.Tensor, lengths: torch.Tensor, full: bool = True, sort_in_kernel_max: int | None = None,
+    loop_block: int = STATS_BLOCK_MAX,
 ) -> torch.Tensor:
-    """stats.vector_stats(x, lengths, full=True) in one kernel launch.
+    """stats.vector_stats(x, lengths, full) in one kernel launch.
 
     Args:
         x: [B, M] float64; row b uses x[b, :lengths[b]].
         lengths: [B] int64, 1 <= lengths <= M.
+        full: the 14 FULL_STATS, else the 11 REDUCED_STATS.
         sort_in_kernel_max: rows up to this long (M) are sorted in the kernel for the median
             (default SORT_IN_KERNEL_MAX); longer ones take it from torch's sort and are read in
             blocks of loop_block (a power of two >= 16).
     Returns:
-        [B, 14] float64 in the order of FULL_STATS.
+        [B, 14] or [B, 11] float64 in the order of FULL_STATS / REDUCED_STATS.
     """
     b, width = x.shape
     if x.stride(1) != 1:
         x = x.contiguous()
-    out = torch.empty((b, N_STATS), dtype=torch.float64, device=x.device)
+    out = torch.empty((b, 14 if full else 11), dtype=torch.float64, device=x.device)
     if b == 0:
         return out
     sort = width <= (SORT_IN_KERNEL_MAX if sort_in_kernel_max is None else sort_in_kernel_max)
@@ -273,7 +276,7 @@ def vector_stats(
         median = _median(x, mask, lengths).contiguous()
     _vector_stats_kernel[(b,)](
         x, lengths.contiguous(), median, out, x.stride(0), torch.finfo(torch.float64).eps,
-        BLOCK=block, SORT=sort, enable_fp_fusion=False,
+        BLOCK=block, SORT=sort, FULL=full, enable_fp_fusion=False,
     )
     return out
 

@@ -140,12 +140,18 @@ def symmetric_log_bin_counts(grams: torch.Tensor, cosine: bool = False) -> torch
     return counts[:, 1 : N_BINS + 1]
 
 
+@lru_cache(maxsize=8)
+def _bin_widths(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """[32] widths of the log bins (edges rounded to float32, then widened to dtype)."""
+    edges = torch.as_tensor(LOG_BIN_EDGES).to(dtype)
+    return (edges[1:] - edges[:-1]).to(device)
+
+
 def log_bin_densities(counts: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """numpy's density=True from counts [..., 32]: count / bin width / in-range total
     (NaN when nothing is in range, as in the reference)."""
-    edges = torch.as_tensor(LOG_BIN_EDGES, device=counts.device).to(dtype)
     c = counts.to(dtype)
-    return c / (edges[1:] - edges[:-1]) / c.sum(-1, keepdim=True)
+    return c / _bin_widths(counts.device, dtype) / c.sum(-1, keepdim=True)
 
 
 def _skewed(padded: torch.Tensor, n: int) -> torch.Tensor:

@@ -43,10 +43,14 @@ def paper_features(batch: PatternBatch) -> torch.Tensor:
     b = batch.size
     diag = torch.diagonal(a, dim1=1, dim2=2)
     vectors = vector_stats(torch.cat([diag, a[:, :, 0]]), batch.lengths.repeat(2), full=True)
-    counts = torch.empty((6, b, N_BINS), dtype=torch.int64, device=a.device)
-    for n in torch.unique(batch.lengths).tolist():
-        idx = torch.nonzero(batch.lengths == n).flatten()
-        counts[:, idx] = paper_matrix_counts(a[idx, :n, :n])
+    sizes = torch.unique(batch.lengths).tolist()
+    if sizes == [batch.n_max]:  # one length, no padding (e.g. every head on one prompt): no gathers
+        counts = paper_matrix_counts(a)
+    else:
+        counts = torch.empty((6, b, N_BINS), dtype=torch.int64, device=a.device)
+        for n in sizes:
+            idx = torch.nonzero(batch.lengths == n).flatten()
+            counts[:, idx] = paper_matrix_counts(a[idx, :n, :n])
     densities = log_bin_densities(counts, a.dtype).reshape(6 * b, N_BINS)
     hist_lengths = torch.full((6 * b,), N_BINS, dtype=torch.int64, device=a.device)
     hists = vector_stats(densities, hist_lengths, full=False)

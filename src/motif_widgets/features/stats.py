@@ -22,7 +22,6 @@ FULL_STATS = (
     "L2_norm", "autocorr_lag1", "psd_total_power", "linreg.slope", "linreg.intercept", "linreg.r2",
 )
 REDUCED_STATS = tuple(s for s in FULL_STATS if s not in ("energy", "kurtosis", "L2_norm"))
-_REDUCED_COLUMNS = [FULL_STATS.index(s) for s in REDUCED_STATS]
 
 
 def vector_stats(x: torch.Tensor, lengths: torch.Tensor, full: bool) -> torch.Tensor:
@@ -39,8 +38,7 @@ def vector_stats(x: torch.Tensor, lengths: torch.Tensor, full: bool) -> torch.Te
     if use_triton(x):  # CUDA: the whole block in one fused launch
         from ._triton_kernels import vector_stats as fused_vector_stats
 
-        stats = fused_vector_stats(x, lengths)
-        return stats if full else stats[:, _REDUCED_COLUMNS]
+        return fused_vector_stats(x, lengths, full)
     mask = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]
     zero = torch.zeros((), dtype=x.dtype, device=x.device)
     xm = torch.where(mask, x, zero)
