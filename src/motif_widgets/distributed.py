@@ -240,7 +240,7 @@ def _finished(path: Path, prompt_ids: list[str], revisions: dict) -> bool:
     if not (path / "manifest.json").exists():
         return False
     try:
-        data, _ = load_atlas(path)
+        data, _ = load_atlas(path, lazy=True)  # checksums verified; the tables stay on disk
     except AtlasFileError as e:
         warnings.warn(f"recomputing shard {path}: {e}", stacklevel=3)
         return False
@@ -513,7 +513,7 @@ def collect_atlas(
             for a in actors:
                 ray.kill(a)
     try:
-        load_sharded(folder, plan=plan)  # proves the folder complete and consistent
+        _checked_shards(folder, plan, lazy=True)  # proves the folder complete and consistent
     except AtlasFileError as e:
         raise RuntimeError(f"the run finished but {folder} does not load: {e}") from e
     return CollectReport(
@@ -542,15 +542,32 @@ def load_sharded(folder: str | Path, plan: Plan | None = None) -> tuple[AtlasDat
     """(data, config) of a sharded folder: each model's shards joined along the prompts,
     in the plan's prompt order, then the models concatenated. AtlasFileError when a shard
     is missing, damaged, or holds other prompts / feature revisions than the plan."""
-    from .store import AtlasFileError, load_atlas
-
     folder = Path(folder)
     plan = plan or read_plan(folder)
+    ids = [p.id for p in plan.prompts]
+    per_model = [AtlasData.concat_prompts(parts).take_prompts(ids) for parts in _checked_shards(folder, plan).values()]
+    data = per_model[0] if len(per_model) == 1 else AtlasData.concat(per_model)
+    # thumbnails in the order a single run picks them
+    slot = {data.prompt_ids[k]: s for s, k in enumerate(data.thumbnail_prompts)}
+    order = [slot[t] for t in plan.settings["thumbnail_ids"] if t in slot]
+    meta = {**(per_model[0].meta if len(per_model) == 1 else data.meta), "sharded": {"folder_plan": PLAN}}
+    data = replace(
+        data, thumbnails=data.thumbnails[:, order], thumbnail_prompts=data.thumbnail_prompts[order], meta=meta
+    )
+    return data, dict(plan.config)
+
+
+def _checked_shards(folder: Path, plan: Plan, lazy: bool = False) -> dict[str, list[AtlasData]]:
+    """Each model's shards, loaded and checked against the plan (lazy: the checksums and
+    metadata are read, the tables stay on disk; how a finished run verifies its folder). AtlasFileError when a shard is missing, damaged, or holds other
+    prompts / feature revisions than the plan."""
+    from .store import AtlasFileError, load_atlas
+
     ids = [p.id for p in plan.prompts]
     revisions = plan.settings["feature_revisions"]
     if not plan.models:
         raise AtlasFileError(f"sharded atlas {folder} has no model planned yet; run collect_atlas on it")
-    per_model = []
+    per_model = {}
     for name, entry in plan.models.items():
         parts = []
         for k, idx in enumerate(entry["shards"]):
@@ -561,7 +578,7 @@ def load_sharded(folder: str | Path, plan: Plan | None = None) -> tuple[AtlasDat
                     f"sharded atlas {folder} is incomplete: model {name!r} has {done} of {len(entry['shards'])} shards "
                     f"(shard {k} missing); rerun distributed.collect_atlas on it to resume"
                 )
-            data, _ = load_atlas(path)
+            data, _ = load_atlas(path, lazy=lazy)
             want = [ids[i] for i in idx]
             if data.prompt_ids != want or list(data.models) != [name]:
                 raise AtlasFileError(f"shard {path} holds other prompts or another model than its plan says")
@@ -570,13 +587,5 @@ def load_sharded(folder: str | Path, plan: Plan | None = None) -> tuple[AtlasDat
                     f"shard {path} was computed under feature revisions {data.feature_revisions}, the plan says {revisions}"
                 )
             parts.append(data)
-        per_model.append(AtlasData.concat_prompts(parts).take_prompts(ids))
-    data = per_model[0] if len(per_model) == 1 else AtlasData.concat(per_model)
-    # thumbnails in the order a single run picks them
-    slot = {data.prompt_ids[k]: s for s, k in enumerate(data.thumbnail_prompts)}
-    order = [slot[t] for t in plan.settings["thumbnail_ids"] if t in slot]
-    meta = {**(per_model[0].meta if len(per_model) == 1 else data.meta), "sharded": {"folder_plan": PLAN}}
-    data = replace(
-        data, thumbnails=data.thumbnails[:, order], thumbnail_prompts=data.thumbnail_prompts[order], meta=meta
-    )
-    return data, dict(plan.config)
+        per_model[name] = parts
+    return per_model
