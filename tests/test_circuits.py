@@ -490,3 +490,36 @@ def test_gemma3_folded_weights_reproduce_the_modules_up_to_the_rms_scalars():
     assert circuits.composition_baseline(64, 16, scales=unit_scales) == circuits.composition_baseline(64, 16)
     scaled = circuits.composition_baseline(64, 16, scales=W.scales)
     assert all(0 < v < 1 for v in scaled.values()) and scaled != circuits.composition_baseline(64, 16)
+
+
+def test_hooked_transformer_gemma_norms_are_folded_like_hugging_face():
+    """A HookedTransformer with Gemma's extra norms (q/k norms over d_head, a norm after
+    attention): weight_stats folds them as it does for Hugging Face Gemma-3 (checked against
+    per-head numpy matrices built from the modules)."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    cfg = HookedTransformerConfig(
+        n_layers=2, d_model=64, n_heads=4, d_head=16, n_key_value_heads=2, d_mlp=128, d_vocab=300, n_ctx=64,
+        act_fn="gelu", normalization_type="RMS", positional_embedding_type="rotary", use_qk_norm=True,
+        use_normalization_before_and_after=True, seed=0,
+    )
+    model = HookedTransformer(cfg).eval()
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(".w"):  # the norms' weights (ln1, ln1_post, q_norm, k_norm, ln2, ln_final)
+                p.copy_(0.5 + torch.rand(p.shape, generator=g))
+    model.motif_widgets_name = "tiny-hooked-gemma"
+    dd = lambda t: t.detach().double().numpy()  # noqa: E731
+    Q, K, V, O = dd(model.W_Q).copy(), dd(model.W_K).copy(), dd(model.W_V).copy(), dd(model.W_O).copy()
+    for l, block in enumerate(model.blocks):
+        ln1 = dd(block.ln1.w)
+        Q[l] *= ln1[None, :, None] * dd(block.attn.q_norm.w)[None, None, :]
+        K[l] *= ln1[None, :, None] * dd(block.attn.k_norm.w)[None, None, :]
+        V[l] *= ln1[None, :, None]
+        O[l] *= dd(block.ln1_post.w)[None, None, :]
+    W_U = dd(model.ln_final.w)[:, None] * dd(model.W_U)
+    df = circuits.weight_stats(model, precision="float64")
+    assert_matches_reference(df, reference_stats(Q, K, V, O, dd(model.W_E), W_U))
+    folded = df.attrs["folded"]
+    assert "blocks.1.attn.q_norm" in folded and "blocks.1.attn.k_norm" in folded and "blocks.0.ln1_post" in folded

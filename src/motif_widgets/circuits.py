@@ -232,6 +232,17 @@ def _tl_weights(model, dtype: torch.dtype = torch.float32) -> HeadWeights:
             W_K[l] *= g[None, :, None]
             W_V[l] *= g[None, :, None]
             folded.append(f"blocks.{l}.ln1")
+        for attr, key, W in (("q_norm", "q", W_Q), ("k_norm", "k", W_K)):  # Gemma-3-style q/k norms over d_head
+            s = _norm_scale(getattr(block.attn, attr, None))
+            if s is not None and s.shape == (d,):
+                scales[key][l] = s
+                W[l] *= s[None, None, :]
+                folded.append(f"blocks.{l}.attn.{attr}")
+        s = _norm_scale(getattr(block, "ln1_post", None))  # Gemma: a norm on the attention output
+        if s is not None:
+            scales["post"][l] = s
+            W_O[l] *= s[None, None, :]
+            folded.append(f"blocks.{l}.ln1_post")
     g_final = _norm_scale(getattr(model, "ln_final", None))
     if g_final is not None:
         folded.append("ln_final")
