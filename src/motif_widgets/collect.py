@@ -87,11 +87,14 @@ class Collector:
         sums, counts = score_sums(a.view(b, h, n_max, n_max), lengths, token_ids)
         self.score_sums[rows, idx] = sums.to("cpu", torch.float64).numpy().transpose(1, 0, 2)
         self.score_rows[idx] = counts.to("cpu", torch.float64).numpy()
-        for k, p in enumerate(idx):
-            slot = self.thumb_slot.get(int(p))
-            if slot is not None:
-                m = min(int(lengths[k]), self.thumb_k)
-                self.thumbnails[rows, slot, :m, :m] = a.view(b, h, n_max, n_max)[k, :, :m, :m].to("cpu", torch.float16).numpy()
+        kept = [(k, slot) for k, p in enumerate(idx) if (slot := self.thumb_slot.get(int(p))) is not None]
+        if kept:  # one device-to-host copy of the batch's corners (not one copy and sync per prompt)
+            t = min(n_max, self.thumb_k)
+            corners = a.view(b, h, n_max, n_max)[[k for k, _ in kept], :, :t, :t].to("cpu", torch.float16).numpy()
+            host_lengths = lengths.tolist()
+            for (k, slot), corner in zip(kept, corners):
+                m = min(host_lengths[k], t)
+                self.thumbnails[rows, slot, :m, :m] = corner[:, :m, :m]
         self.done[layer, idx] = True
 
     def finish(
