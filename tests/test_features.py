@@ -330,3 +330,18 @@ def test_paper_features_kernel_runs_on_padded_mixed_batch():
     out = paper_features(batch).numpy()
     for row, p in zip(out, pats):
         assert_features_close(row, paper_features_plain(p))
+
+
+def test_slices_are_sized_by_device_and_do_not_change_features():
+    """CUDA slices a batch far less than the CPU (each slice costs hundreds of launches there);
+    slicing never changes the features."""
+    from motif_widgets.features.registry import CHUNK_ELEMENTS, CUDA_CHUNK_ELEMENTS, chunk_elements, feature_matrix
+
+    assert chunk_elements("cpu") == CHUNK_ELEMENTS and chunk_elements(torch.device("cuda")) == CUDA_CHUNK_ELEMENTS
+    assert CUDA_CHUNK_ELEMENTS // (512 * 512) == 256  # 16 prompts x 32 heads at 512 tokens: 2 slices
+    rng = np.random.default_rng(4)
+    batch = pad_patterns([causal_pattern(rng, n, PATTERN_KINDS[n % len(PATTERN_KINDS)]) for n in (3, 9, 17, 30, 30, 12)])
+    fs = get_feature_set("motifs")
+    whole = feature_matrix(fs, batch)
+    sliced = feature_matrix(fs, batch, max_elements=2 * 30 * 30)  # three slices of two patterns
+    assert torch.allclose(whole, sliced, rtol=0, atol=1e-15)

@@ -156,8 +156,18 @@ register_feature_set(
     )
 )
 
-#: Keep one chunk's largest intermediate (about 8 [B, N, N] tensors) near this many elements.
+#: Keep one chunk's largest intermediate (about 8 [B, N, N] tensors) near this many elements:
+#: on the CPU sized for its caches; on CUDA as large as memory comfortably allows (~2 GB of float32
+#: intermediates), since there every slice costs a few hundred kernel launches (the motifs set
+#: runs ~180 torch ops per call): a layer of 16 prompts x 32 heads at 512 tokens is 2 slices
+#: instead of 32.
 CHUNK_ELEMENTS = 1 << 22
+CUDA_CHUNK_ELEMENTS = 1 << 26
+
+
+def chunk_elements(device: torch.device | str) -> int:
+    """The slice budget (cells of [B, N, N]) for work on this device."""
+    return CUDA_CHUNK_ELEMENTS if torch.device(device).type == "cuda" else CHUNK_ELEMENTS
 
 
 _PATTERNS_EXPECTED = "a [n, n] or [B, n, n] array or tensor, or a sequence of [n, n] arrays / tensors"
@@ -227,8 +237,10 @@ def length_chunks(lengths: Sequence[int], budget: int = CHUNK_ELEMENTS) -> Itera
         yield chunk
 
 
-def feature_matrix(fs: FeatureSet, batch: PatternBatch, max_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
-    """[B, F] features of a padded batch, computed in slices of about max_elements cells."""
+def feature_matrix(fs: FeatureSet, batch: PatternBatch, max_elements: int | None = None) -> torch.Tensor:
+    """[B, F] features of a padded batch, computed in slices of about max_elements cells
+    (default: chunk_elements of the batch's device)."""
+    max_elements = chunk_elements(batch.device) if max_elements is None else max_elements
     step = max(1, max_elements // (batch.n_max * batch.n_max))
     if step >= batch.size:
         return fs.compute(batch)
@@ -273,7 +285,7 @@ def compute_features(
     if device is None:
         device = tensors[0].device
     out = np.empty((len(tensors), len(fs.feature_names)), dtype=np.float64)
-    for idx in length_chunks([t.shape[-1] for t in tensors]):
+    for idx in length_chunks([t.shape[-1] for t in tensors], chunk_elements(device)):
         names = [f"patterns[{k}]" for k in idx]
         chunk = [tensors[k] for k in idx]
         batch = pad_patterns(chunk, dtype=dtype, device=device, names=names)
