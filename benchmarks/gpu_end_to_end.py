@@ -8,7 +8,9 @@ For each length it times, on the same batches:
 - bare forward: ``model.base_model(...)`` without patterns, with SDPA attention (what the model
   costs anyway) and with eager attention (the attention the atlas needs to see patterns);
 - atlas: ``Atlas.from_model`` with the default ``motifs`` features, float32 kernels (``--dtype``)
-  on the model's device: the same forward plus every layer's patterns reduced as they arrive.
+  on the model's device: the same forward plus every layer's patterns reduced as they arrive;
+- atlas, compiled: the same with the motifs block through ``torch.compile``
+  (MOTIF_WIDGETS_COMPILE=1; its compilation happens in the untimed warm-up run).
 
 Ratios atlas / forward are printed from one run (goal <= 1.2x vs the eager forward on a GPU).
 Needs CUDA for the real measurement; ``--tiny`` runs the same code on a 2-layer model on the
@@ -27,6 +29,7 @@ import numpy as np
 import torch
 
 from motif_widgets import Atlas
+from motif_widgets.features.kernels import use_compile
 from motif_widgets.prompts import token_prompt
 
 
@@ -94,15 +97,18 @@ def main() -> None:
         t_sdpa = timed(lambda: forward("sdpa"), device)
         t_eager = timed(lambda: forward("eager"), device)
         model.config._attn_implementation = "sdpa"
-        t_atlas = timed(
-            lambda: Atlas.from_model(model, prompts, batch_size=args.batch, max_tokens=None, prepend_bos=True,
-                                     bos_token_id=1, dtype=getattr(torch, args.dtype), progress=False, validate=False),
-            device, repeats=1,
-        )
+        def atlas():
+            return Atlas.from_model(model, prompts, batch_size=args.batch, max_tokens=None, prepend_bos=True,
+                                    bos_token_id=1, dtype=getattr(torch, args.dtype), progress=False, validate=False)
+
+        t_atlas = timed(atlas, device, repeats=1)
+        with use_compile(True):
+            t_compiled = timed(atlas, device, repeats=1)
         peak = f", peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB" if device == "cuda" else ""
         print(f"{args.prompts} prompts x {n} tokens, batch {args.batch}: forward sdpa {t_sdpa:.2f} s, eager "
               f"{t_eager:.2f} s, atlas {t_atlas:.2f} s -> atlas / eager forward {t_atlas / t_eager:.2f}x, "
-              f"/ sdpa forward {t_atlas / t_sdpa:.2f}x{peak}")
+              f"/ sdpa forward {t_atlas / t_sdpa:.2f}x; compiled motifs: atlas {t_compiled:.2f} s -> "
+              f"{t_compiled / t_eager:.2f}x / {t_compiled / t_sdpa:.2f}x{peak}")
 
 
 if __name__ == "__main__":

@@ -345,3 +345,23 @@ def test_slices_are_sized_by_device_and_do_not_change_features():
     whole = feature_matrix(fs, batch)
     sliced = feature_matrix(fs, batch, max_elements=2 * 30 * 30)  # three slices of two patterns
     assert torch.allclose(whole, sliced, rtol=0, atol=1e-15)
+
+
+def test_compiled_motif_features_equal_eager(monkeypatch):
+    """MOTIF_WIDGETS_COMPILE=1 runs the motifs block through torch.compile (fused passes): the
+    same features to float rounding, at two lengths (dynamic shapes: no wrong reuse)."""
+    from motif_widgets.features.kernels import COMPILE_ENV, compile_enabled, use_compile
+
+    rng = np.random.default_rng(8)
+    for lengths in ((5, 12, 40), (64, 64)):
+        patterns = [causal_pattern(rng, n, PATTERN_KINDS[k % len(PATTERN_KINDS)]) for k, n in enumerate(lengths)]
+        eager = compute_features(patterns, "motifs", dtype=torch.float32).to_numpy()
+        with use_compile(True):
+            compiled = compute_features(patterns, "motifs", dtype=torch.float32).to_numpy()
+        np.testing.assert_allclose(compiled, eager, rtol=1e-5, atol=2e-6)
+    monkeypatch.setenv(COMPILE_ENV, "yes")
+    with pytest.raises(ValueError, match=COMPILE_ENV):
+        compile_enabled()
+    with pytest.raises(ValueError, match="on must be True or False"):
+        with use_compile("1"):
+            pass

@@ -1,4 +1,6 @@
-"""Which kernels compute the `paper` features on a device.
+"""Which kernels compute the features on a device.
+
+`paper` features:
 
 CPU: torch ops plus one-pass numba binning (_cpu_binning). CUDA: the fused Triton kernels
 (_triton_kernels) when Triton is importable, else torch ops. Choose with the environment
@@ -11,6 +13,13 @@ variable MOTIF_WIDGETS_GPU_KERNELS or ``use_kernels(...)``:
 
 Only float64 work takes the Triton path (the kernels are exact in float64); float32 mode keeps
 torch ops.
+
+`motifs` features: eager torch ops (about 180 per call, ~17 passes over [B, N, N]) unless
+compiling is switched on with MOTIF_WIDGETS_COMPILE=1 or ``use_compile(True)``: then the block
+runs through ``torch.compile(dynamic=True)``, which fuses those passes (Triton kernels on CUDA,
+C++ on the CPU). Off by default: the first call compiles for ~15-30 s on a 2-core CPU and it has
+not been measured on a GPU yet; on the CPU the compiled block is ~2x faster once compiled
+(benchmarks/feature_speed.py).
 """
 
 from __future__ import annotations
@@ -22,8 +31,10 @@ from functools import lru_cache
 import torch
 
 GPU_KERNELS_ENV = "MOTIF_WIDGETS_GPU_KERNELS"
+COMPILE_ENV = "MOTIF_WIDGETS_COMPILE"
 GPU_KERNEL_CHOICES = ("auto", "triton", "torch")
 _chosen: str | None = None  # set by use_kernels; None: the environment decides
+_compile: bool | None = None  # set by use_compile; None: the environment decides
 
 
 def chosen_kernels() -> str:
@@ -67,3 +78,43 @@ def use_triton(tensor: torch.Tensor) -> bool:
             raise ImportError(f"{GPU_KERNELS_ENV}=triton but Triton does not import (pip install triton)")
         return True
     return tensor.device.type == "cuda" and triton_available()
+
+
+def compile_enabled() -> bool:
+    """Whether compilable feature blocks (the motifs set) run through torch.compile."""
+    if _compile is not None:
+        return _compile
+    value = os.environ.get(COMPILE_ENV, "0")
+    if value not in ("0", "1"):
+        raise ValueError(f"{COMPILE_ENV} must be 0 or 1, got {value!r}")
+    return value == "1"
+
+
+@contextmanager
+def use_compile(on: bool):
+    """Run compilable feature blocks through torch.compile inside the block (True) or not (False)."""
+    global _compile
+    if not isinstance(on, bool):
+        raise ValueError(f"on must be True or False, got {on!r}")
+    before, _compile = _compile, on
+    try:
+        yield
+    finally:
+        _compile = before
+
+
+def compilable(fn):
+    """fn(batch), run through torch.compile(fn, dynamic=True) while compile_enabled()."""
+    compiled = None
+
+    def run(batch):
+        nonlocal compiled
+        if not compile_enabled():
+            return fn(batch)
+        if compiled is None:
+            compiled = torch.compile(fn, dynamic=True)
+        return compiled(batch)
+
+    run.__name__ = run.__qualname__ = getattr(fn, "__name__", "block")
+    run.__doc__ = fn.__doc__
+    return run

@@ -20,6 +20,7 @@ import torch
 
 from .._checks import checked_weights
 from .batch import PatternBatch, as_pattern_tensor, check_patterns, lowest_precision, pad_patterns
+from .kernels import compilable
 from .motifs import MOTIF_FEATURE_DOCS, MOTIF_FEATURE_WEIGHTS, motif_features
 from .paper import PAPER_DROPPED_92, PAPER_FEATURE_NAMES, paper_features
 
@@ -139,7 +140,7 @@ register_feature_set(
     # revision 3: rows weighted 1 / i, far = the older half of the context, log_distance relative
     # to log(1 + i), row similarities weighted (benchmarks/length_robustness.py)
     FeatureSet("motifs", "our bounded, NaN-free, length-robust motif features (default)", revision="3").add_block(
-        tuple(MOTIF_FEATURE_DOCS), motif_features, MOTIF_FEATURE_DOCS, MOTIF_FEATURE_WEIGHTS
+        tuple(MOTIF_FEATURE_DOCS), compilable(motif_features), MOTIF_FEATURE_DOCS, MOTIF_FEATURE_WEIGHTS
     )
 )
 register_feature_set(
