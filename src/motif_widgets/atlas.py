@@ -657,17 +657,19 @@ class Atlas:
         return pd.concat([heads, prompts, feats, pcs], axis=1)
 
     def thumbnails(self, head) -> list[dict]:
-        """The kept pattern corners of a head: [{prompt, tokens, pattern [m, m] float32}]."""
+        """The kept pattern corners of a head: [{prompt, tokens, pattern [m, m] float32}]
+        (thumbnails left on disk: this head's are read, nothing else)."""
         i = self.head_index(head)
         model = self.data.models[self.data.heads["model"].iloc[i]]
+        corners = self.data.thumbnails[i]  # [T, K, K]
         out = []
         for slot, k in enumerate(self.data.thumbnail_prompts):
-            m = min(int(model.lengths[k]), self.data.thumbnails.shape[-1])
+            m = min(int(model.lengths[k]), corners.shape[-1])
             out.append(
                 {
                     "prompt": self.prompts[k].id,
                     "tokens": model.token_strs[k][:m],
-                    "pattern": self.data.thumbnails[i, slot, :m, :m].astype(np.float32),
+                    "pattern": corners[slot, :m, :m].astype(np.float32),
                 }
             )
         return out
