@@ -707,9 +707,10 @@ class Atlas:
         the folder and the damaged part.
 
         Args:
-            lazy: leave the feature tables on disk and read them in chunks of heads when
-                the embedding is fitted (True), read them now (False), or decide by size
-                (None, the default: lazy above LARGE_ATLAS_HEADS heads).
+            lazy: leave the feature tables and thumbnails on disk and read them in chunks of
+                heads when the embedding is fitted or the thumbnails are shown (True), read
+                them now (False), or decide by size (None, the default: lazy above
+                LARGE_ATLAS_HEADS heads).
         """
         data, config = AtlasData.load(path, lazy=lazy)
         atlas = cls(data, AtlasConfig(**config))

@@ -172,7 +172,7 @@ def _thumbnail_groups(data: AtlasData):
     for start in range(0, h, step):
         stop = min(h, start + step)
         block = data.thumbnails.read_heads(start, stop) if lazy else data.thumbnails[start:stop]
-        columns = {"head": pa.DictionaryArray.from_arrays(np.arange(start, stop, dtype=np.int32), pa.array(data.head_ids))}
+        columns = {"head": pa.array(data.head_ids[start:stop], pa.string())}  # (a dictionary of all ids would repeat per group)
         for s, name in enumerate(names):
             cells = np.ascontiguousarray(block[:, s], dtype="<f2")  # [n, K, K]
             columns[name] = pa.FixedSizeBinaryArray.from_buffers(cell, stop - start, [None, pa.py_buffer(cells)])
@@ -308,10 +308,11 @@ def load_atlas(path: str | Path, lazy: bool | None = False) -> tuple[AtlasData, 
     """(data, config dict) of an atlas folder; AtlasFileError if it is none or is damaged.
 
     Args:
-        lazy: True leaves the feature tables on disk (each set a :class:`LazyFeatures`, read
-            in row groups of heads when used); False reads everything (the default); None
-            decides by size: lazy above LARGE_ATLAS_HEADS heads. Format-1 atlases are
-            always read whole.
+        lazy: True leaves the feature tables and the thumbnails on disk (each feature set a
+            :class:`LazyFeatures`, the thumbnails a :class:`LazyThumbnails`, read in row groups
+            of heads when used); False reads everything (the default); None decides by size:
+            lazy above LARGE_ATLAS_HEADS heads. Format-1 atlases are always read whole, and
+            format-2 thumbnails (one flat column) too.
     """
     path = Path(path)
     if lazy is not None and not isinstance(lazy, bool):
