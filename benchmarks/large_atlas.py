@@ -20,7 +20,8 @@ prompt j of head i is the 32 x 32 diagonal window at offset (j // 6) mod 33 of t
 thumbnail of slot j mod 6, mixed (1 - v) h1 + v h2 with v ~ U(0, 0.5) seeded per (head,
 prompt), in float16, cut to the prompt's length (zeros beyond, as the collector leaves them).
 Mixing per (head, prompt) leaves no repeated cells, so Parquet compresses them about as much
-as real thumbnails (2.0x for a real SmolLM2 atlas: half of each corner is the causal zeros).
+as real thumbnails (2.0x for the default SmolLM2 atlas, benchmarks/storage.py: half of each
+corner is the causal zeros).
 They are generated head group by head group while the atlas is saved (a lazy array-like that
 AtlasData takes in place of the [H, P, 32, 32] array: 10 GB at 10k heads x 500 prompts).
 Heads are grouped into synthetic models of 1,000 heads (40 layers x 25 heads).
