@@ -4,6 +4,7 @@ cost of every stage, its growth with the number of heads and the peak RSS (VmHWM
 
     python benchmarks/large_atlas.py [--quick] [--sizes 1000 3000 10000] [--prompts 500]
                                      [--work DIR] [--source PATH] [--exact-isomap-sizes 3000]
+                                     [--code DIR] [--no-check]
     python benchmarks/large_atlas.py --exact-isomap /tmp/motif-large-atlas/h10000-p500
 
 How the synthetic atlases are made (features are synthetic, the rest is real data reused):
@@ -12,21 +13,36 @@ smollm2-135m, or --source), each synthetic prompt j takes a source prompt (j its
 first 112, then seeded random ones; text and per-model tokens are the source's) and each
 synthetic head a pair of seeded random source heads h1, h2 and a weight w ~ U(0, 0.5): its
 `motifs` features on prompt j are (1 - w) f[h1, s_j] + w f[h2, s_j] plus Gaussian noise of
-5% of each feature's std over the source atlas. Head-type score sums / rows and thumbnails
-are h1's. Heads are grouped into synthetic models of 1,000 heads (40 layers x 25 heads).
+5% of each feature's std over the source atlas. Head-type score sums / rows are h1's.
+Thumbnails: every prompt at 32 tokens, as a collector's default atlas keeps them
+(collect.DEFAULT_THUMBNAILS), resampled from the source's 64-token thumbnails (6 prompts):
+prompt j of head i is the 32 x 32 diagonal window at offset (j // 6) mod 33 of the source
+thumbnail of slot j mod 6, mixed (1 - v) h1 + v h2 with v ~ U(0, 0.5) seeded per (head,
+prompt), in float16, cut to the prompt's length (zeros beyond, as the collector leaves them).
+Mixing per (head, prompt) leaves no repeated cells, so Parquet compresses them about as much
+as real thumbnails (2.0x for the default SmolLM2 atlas, benchmarks/storage.py: half of each
+corner is the causal zeros).
+They are generated head group by head group while the atlas is saved (a lazy array-like that
+AtlasData takes in place of the [H, P, 32, 32] array: 10 GB at 10k heads x 500 prompts).
+Heads are grouped into synthetic models of 1,000 heads (40 layers x 25 heads).
 Only the `motifs` set (16 features) is stored. Atlases are saved with AtlasConfig(large=True)
 so every size takes the same (out-of-core) path, and loaded with Atlas.load(path, lazy=True).
 
 Stages, each timed in the measuring subprocess (numba kernels are compiled and cached by a
 tiny warm-up call before timing; its time is printed as `compile`):
-  load       Atlas.load: manifest + checksums, meta, scores, thumbnails; features stay on disk
+  load       Atlas.load: manifest + checksums of every file, meta, scores; features and
+             thumbnails stay on disk (store.LazyFeatures / LazyThumbnails)
   embed      atlas.points: streamed PCA (one pass over chunks of heads) + chunked transform
   distances  atlas.distances: fused float32 eq. 3 kernel, [H, H] float32
   index      atlas.neighbors(): the top-32 neighbour index, chunked
   head map   atlas.head_map("isomap"): landmark Isomap (1,000 landmarks) on the 16-NN graph
   families   atlas.families(): ward clusters (silhouette-chosen count) and their names
   similar    atlas.similar_heads(head, k=10): median of 50 queries (index + table)
-  widgets    SimilarHeads + PatternCloud built on the atlas (pattern points capped at 200k)
+  widgets    SimilarHeads + PatternCloud built on the atlas (pattern points capped at 200k;
+             SimilarHeads reads the thumbnails it ships: 40 MB of float16, a few prompts' columns)
+  thumbs     atlas.thumbnails(head): one head's thumbnails of every prompt (median of 5 heads)
+--code DIR measures the motif_widgets of another checkout (DIR/src), e.g. the code before
+storage format 3, which reads thumbnails whole: the build then holds them in memory.
 Accuracy, on the size given by --check-heads (default 1,000; float64 is affordable there):
 float32-vs-float64 eq. 3 (max relative error, top-10 neighbour overlap), streamed-vs-sklearn
 PCA (max error of components, explained variance ratios and points) and landmark-vs-exact
@@ -61,6 +77,45 @@ def vm_hwm_mb() -> float:
 
 
 # ---------------------------------------------------------------------------- build
+THUMBNAIL_TOKENS = 32
+
+
+class SyntheticThumbnails:
+    """[H, P, 32, 32] float16 thumbnails made on demand from a source atlas's 64-token ones
+    (module docstring); AtlasData keeps it where the array goes and save_atlas streams it.
+
+    Args:
+        source: [S, T, K0, K0] the source thumbnails (K0 >= 32); h1, h2: [H] source heads;
+        mix: [H, P] float32 weights of h2; lengths: [P] tokens of each synthetic prompt.
+    """
+
+    dtype = np.dtype(np.float16)
+    ndim = 4
+
+    def __init__(self, source: np.ndarray, h1: np.ndarray, h2: np.ndarray, mix: np.ndarray, lengths: np.ndarray):
+        k, t = THUMBNAIL_TOKENS, source.shape[1]
+        n_offsets = source.shape[-1] - k + 1
+        p = mix.shape[1]
+        j = np.arange(p)
+        self.window = (j % t) * n_offsets + (j // t) % n_offsets  # [P] window of each prompt
+        windows = np.stack([source[:, s, o : o + k, o : o + k] for s in range(t) for o in range(n_offsets)], 1)
+        self.windows = windows.astype(np.float32)  # [S, T * offsets, 32, 32]
+        r = np.arange(k)
+        m = np.minimum(np.asarray(lengths), k)[:, None, None]
+        self.inside = ((r[:, None] < m) & (r[None, :] < m)).astype(np.float32)  # [P, 32, 32]
+        self.h1, self.h2, self.mix = h1, h2, mix
+        self.shape = (len(h1), p, k, k)
+
+    def read_heads(self, start: int, stop: int) -> np.ndarray:
+        a, b = self.windows[self.h1[start:stop]][:, self.window], self.windows[self.h2[start:stop]][:, self.window]
+        v = self.mix[start:stop, :, None, None]
+        return (((1 - v) * a + v * b) * self.inside).astype(np.float16)
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.read_heads(0, self.shape[0])
+        return out if dtype is None else out.astype(dtype)
+
+
 def build(n_heads: int, n_prompts: int, out: Path, source: Path, seed: int = 0) -> Path:
     """Save a synthetic atlas of n_heads x n_prompts made from the source atlas (module docstring)."""
     from motif_widgets.atlas import AtlasConfig
@@ -95,7 +150,12 @@ def build(n_heads: int, n_prompts: int, out: Path, source: Path, seed: int = 0) 
     h1 = rng.integers(0, src.n_heads, n_heads)
     h2 = rng.integers(0, src.n_heads, n_heads)
     w = rng.uniform(0, 0.5, n_heads)[:, None, None]
-    thumbs = src.thumbnail_prompts < n_prompts  # synthetic prompt j < 112 is source prompt j
+    mix = rng.uniform(0, 0.5, (n_heads, n_prompts)).astype(np.float32)
+    thumbs = SyntheticThumbnails(src.thumbnails, h1, h2, mix, info.lengths[s_of])
+    from motif_widgets import store
+
+    if not hasattr(store, "LazyThumbnails"):  # code before storage format 3 (--code): in memory
+        thumbs = np.asarray(thumbs)
     feats = np.empty((n_heads, n_prompts, f.shape[-1]))
     for a in range(0, n_heads, 500):  # in blocks: bounded temporaries
         b = slice(a, a + 500)
@@ -109,8 +169,8 @@ def build(n_heads: int, n_prompts: int, out: Path, source: Path, seed: int = 0) 
         feature_names={"motifs": src.feature_names["motifs"]},
         score_sums=src.score_sums[h1][:, s_of],
         score_rows=src.score_rows[h1][:, s_of],
-        thumbnails=src.thumbnails[h1][:, thumbs],
-        thumbnail_prompts=src.thumbnail_prompts[thumbs],
+        thumbnails=thumbs,
+        thumbnail_prompts=np.arange(n_prompts),
         meta={"synthetic": f"benchmarks/large_atlas.py from {source} (seed {seed})"},
         feature_revisions={"motifs": src.feature_revisions["motifs"]},
     )
@@ -138,6 +198,7 @@ def measure(path: Path) -> dict:
 
     atlas = stage("load", lambda: Atlas.load(path, lazy=True))  # lazy at every size: one path
     out["lazy"] = type(atlas.features).__name__
+    out["lazy_thumbs"] = type(atlas.data.thumbnails).__name__
     stage("embed", lambda: atlas.points)
     stage("distances", lambda: atlas.distances)
     stage("index", lambda: atlas.neighbors())
@@ -153,6 +214,13 @@ def measure(path: Path) -> dict:
     out["peak_mb_core"] = vm_hwm_mb()
     similar = stage("widgets", lambda: (SimilarHeads(atlas), PatternCloud(atlas)))
     out["cloud_points"] = int(similar[1].pattern_points.shape[0])
+    out["shipped_thumbs"] = list(similar[0].thumbnails.shape)
+    times = []
+    for i in rng.integers(0, len(atlas.head_ids), 5):
+        t = time.perf_counter()
+        atlas.thumbnails(int(i))
+        times.append(time.perf_counter() - t)
+    out["thumbs"] = float(np.median(times))
     out["shipped_hh"] = any(
         isinstance(getattr(w, n), np.ndarray) and getattr(w, n).ndim >= 2 and getattr(w, n).shape[:2] == (len(atlas.head_ids),) * 2
         for w in similar for n in w.keys
@@ -233,8 +301,11 @@ def check(path: Path) -> dict:
 
 
 # ---------------------------------------------------------------------------- driver
+CODE = REPO  # the checkout whose motif_widgets the children import (--code)
+
+
 def run_child(args: list[str]) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, "PYTHONPATH": str(CODE / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     res = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env=env)
     if res.returncode:
         sys.stderr.write(res.stderr)
@@ -256,8 +327,12 @@ def main() -> None:
                     help="only time scikit-learn's exact Isomap on a saved atlas (prints JSON)")
     ap.add_argument("--exact-isomap-sizes", type=int, nargs="*", default=[3000],
                     help="sizes at which to time scikit-learn's exact Isomap too (default 3000)")
+    ap.add_argument("--code", type=Path, default=REPO, help="checkout whose src/ the build and measure children import")
+    ap.add_argument("--no-check", action="store_true", help="skip the accuracy checks")
     ap.add_argument("--build", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    global CODE
+    CODE = args.code
     if args.measure:
         print(json.dumps(measure(args.measure)))
         return
@@ -275,15 +350,20 @@ def main() -> None:
         return
     if args.quick:
         args.sizes, args.prompts, args.check_heads, args.exact_isomap_sizes = [300, 600], 100, 300, [600]
-    print(f"load average before: {os.getloadavg()}  cpus: {os.cpu_count()}")
+    print(f"load average before: {os.getloadavg()}  cpus: {os.cpu_count()}  code: {CODE}")
     paths = {}
-    for h in sorted(set(args.sizes) | {args.check_heads}):
+    for h in sorted(set(args.sizes) | (set() if args.no_check else {args.check_heads})):
         paths[h] = args.work / f"h{h}-p{args.prompts}"
         built = run_child(["--source", str(args.source), "--build", str(h), str(args.prompts), str(paths[h])])
         size = sum(f.stat().st_size for f in paths[h].rglob("*") if f.is_file()) / 2**20
-        print(f"built {h} heads x {args.prompts} prompts in {built['build_s']:.1f} s ({size:.0f} MiB on disk)")
+        files = json.loads((paths[h] / "manifest.json").read_text())["files"]
+        thumbs = files["thumbnails"]["bytes"] / 2**20
+        raw = h * args.prompts * THUMBNAIL_TOKENS**2 * 2 / 2**20
+        print(f"built {h} heads x {args.prompts} prompts in {built['build_s']:.1f} s (peak RSS {built['peak_mb']:.0f} MB; "
+              f"{size:.0f} MiB on disk, thumbnails {thumbs:.0f} MiB of it: {raw:.0f} MiB of float16, compressed "
+              f"{raw / thumbs:.2f}x; format {json.loads((paths[h] / 'manifest.json').read_text())['format_version']})")
     rows = [run_child(["--measure", str(paths[h])]) for h in args.sizes]
-    stages = ["load", "embed", "distances", "index", "head map", "families", "similar", "widgets"]
+    stages = ["load", "embed", "distances", "index", "head map", "families", "similar", "widgets", "thumbs"]
     print(f"\nstage seconds per size (x {args.prompts} prompts); similar = one query (median of 50)")
     print(f"{'heads':>6} " + " ".join(f"{s:>9}" for s in stages) + f" {'total':>7} {'peak MB':>8} {'core MB':>8}")
     for r in rows:
@@ -296,7 +376,11 @@ def main() -> None:
               + f", peak RSS x{r['peak_mb'] / rows[0]['peak_mb']:.1f}")
     for r in rows:
         print(f"{r['heads']} heads: import {r['import']:.1f} s, numba compile/cache {r['compile']:.1f} s, features {r['lazy']}, "
+              f"thumbnails {r.get('lazy_thumbs', '?')} (SimilarHeads ships {r.get('shipped_thumbs')}), "
               f"cloud ships {r['cloud_points']} pattern points, widgets ship an [H, H] array: {r['shipped_hh']}")
+    if args.no_check:
+        print(f"load average after: {os.getloadavg()}")
+        return
     c = run_child(["--check", str(paths[args.check_heads])])
     print(f"\naccuracy at {c['heads']} heads x {c['prompts']} prompts:")
     print(f"  eq. 3 float32 vs float64: max relative error {c['d32_rel_err']:.2e}; top-10 neighbour overlap mean "

@@ -2,7 +2,9 @@
 replacement) against the format-1 layout of motif-widgets 0.1 (atlas.json + one compressed
 npz), on the default SmolLM2-135M atlas (270 heads, 60 prompts) and on a synthetic
 1,500-head atlas (tests/widgets/synthetic.py; 5 models x 12 layers x 25 heads, 134 prompts).
-Sizes in MB, times as the median of --repeats runs, ratios within one run.
+Sizes in MB, times as the median of --repeats runs, ratios within one run. The thumbnail
+table is also compared with the layout of storage format 2 (one flat float16 column, zstd),
+which format 3's per-prompt columns in row groups of heads replaced.
 
     python benchmarks/storage.py [--skip-smollm2] [--repeats 5]
 """
@@ -20,6 +22,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from motif_widgets import Atlas, load_model
 from motif_widgets.store import _meta_doc
@@ -61,11 +65,19 @@ def measure(name: str, atlas: Atlas, repeats: int) -> None:
             warnings.simplefilter("ignore")
             t_load_old = timed(lambda: Atlas.load(old), repeats)
         s_new, s_old = size_mb(new), size_mb(old)
+        files = json.loads((new / "manifest.json").read_text())["files"]
+        thumbs_new = files["thumbnails"]["bytes"] / 1e6
+        flat = Path(tmp) / "thumbnails-format2.parquet"  # format 2's layout, as its writer made it
+        pq.write_table(pa.table({"value": np.asarray(atlas.data.thumbnails).reshape(-1)}), flat, compression="zstd")
+        thumbs_old = flat.stat().st_size / 1e6
     print(f"\n{name}: {atlas}")
     print(f"{'':24s}{'format 1 (npz)':>16s}{'parquet+manifest':>18s}{'ratio new/old':>15s}")
     print(f"{'size (MB)':24s}{s_old:16.2f}{s_new:18.2f}{s_new / s_old:15.2f}")
     print(f"{'save (s)':24s}{t_save_old:16.3f}{t_save_new:18.3f}{t_save_new / t_save_old:15.2f}")
     print(f"{'load incl. checks (s)':24s}{t_load_old:16.3f}{t_load_new:18.3f}{t_load_new / t_load_old:15.2f}")
+    print(f"thumbnails {list(atlas.data.thumbnails.shape)} float16 ({atlas.data.thumbnails.nbytes / 1e6:.2f} MB): "
+          f"{thumbs_new:.2f} MB in format 3 (a column per prompt) vs {thumbs_old:.2f} MB in format 2's flat column "
+          f"(ratio {thumbs_new / thumbs_old:.3f})")
 
 
 def main() -> None:

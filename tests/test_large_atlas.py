@@ -248,3 +248,132 @@ def test_widgets_on_a_large_atlas_ship_no_square_matrix(atlas, monkeypatch):
     assert len(_packing.cloud(large)["prompt_ids"]) == len(large.prompts)
     # thumbnails: the widgets' one byte budget (thumbnail_plan) holds for large atlases too
     assert _packing.thumbnails(large)["thumbnails"].nbytes <= _packing.MAX_THUMBNAIL_BYTES
+
+
+# ---------------------------------------------------------------------------- lazy thumbnails
+def thumbnail_parts() -> list[Atlas]:
+    """Two models over 10 prompts of 10..17 tokens, thumbnails of every prompt at 12 tokens
+    (some prompts shorter than that: their corners are zero-padded)."""
+    parts = []
+    for m in range(2):
+        rng = np.random.default_rng(40 + m)
+        per_prompt = [head_patterns(rng, 4, 6, int(n)) for n in rng.integers(10, 18, 10)]
+        parts.append(Atlas.from_patterns(per_prompt, model_name=f"m{m}", prompts=[f"p{k}" for k in range(10)],
+                                         thumbnails="all", thumbnail_tokens=12))
+    return parts
+
+
+@pytest.fixture(scope="module")
+def thumbs_atlas() -> Atlas:
+    return Atlas.merge(thumbnail_parts())
+
+
+def five_heads_per_group(atlas: Atlas, monkeypatch) -> None:
+    _, t, k, _ = atlas.data.thumbnails.shape
+    monkeypatch.setattr(store, "THUMBNAIL_GROUP_BYTES", 5 * t * k * k * 2)
+
+
+def test_lazy_thumbnails_read_like_the_eager_ones(thumbs_atlas, tmp_path, monkeypatch):
+    want = thumbs_atlas.data.thumbnails  # [48, 10, 12, 12]
+    five_heads_per_group(thumbs_atlas, monkeypatch)  # row groups of 5 heads: reads cross groups
+    path = thumbs_atlas.save(tmp_path / "a")
+    lazy, eager = Atlas.load(path, lazy=True), Atlas.load(path, lazy=False)
+    t = lazy.data.thumbnails
+    assert isinstance(t, store.LazyThumbnails) and isinstance(eager.data.thumbnails, np.ndarray)
+    assert t.shape == want.shape and t.dtype == np.float16 and len(t) == 48
+    assert pq.ParquetFile(t.file).metadata.num_row_groups == 10
+    assert np.array_equal(np.asarray(t), want) and np.array_equal(eager.data.thumbnails, want)
+    assert np.array_equal(t.read_heads(3, 17), want[3:17]) and t.read_heads(48, 60).shape == (0, 10, 12, 12)
+    for key in [7, -1, (slice(4, 13),), (slice(None, None, 7), [9, 0, 4]), (slice(None), slice(2, 9, 3), slice(None, 5), slice(None, 5)),
+                ([47, 0, 22], 3), (np.arange(48) % 4 == 1, slice(None), slice(3, 12), slice(1, 12, 2)), (12, [5, 5, 1]), (30, -2)]:
+        assert np.array_equal(t[key], want[key]), key
+    view = t.take_slots([8, 2, 5])  # nothing read: a view of three prompt columns
+    assert view.shape == (48, 3, 12, 12) and np.array_equal(view[10:20, 1:], want[10:20][:, [2, 5]])
+    with pytest.raises(IndexError, match="token axes take slices only"):
+        t[:, :, 0]
+    with pytest.raises(IndexError, match="at most one sequence"):
+        t[[0, 1], [2, 3]]
+    with pytest.raises(IndexError):
+        t[48]
+    # what uses thumbnails gets the same from the lazy atlas, and leaves them on disk
+    for head in (0, 29, 47):
+        for x, y in zip(lazy.thumbnails(head), thumbs_atlas.thumbnails(head)):
+            assert x["prompt"] == y["prompt"] and x["tokens"] == y["tokens"] and np.array_equal(x["pattern"], y["pattern"])
+    sub = lazy.take_prompts(["p7", "p2", "p4"])
+    assert isinstance(sub.data.thumbnails, store.LazyThumbnails)
+    assert np.array_equal(np.asarray(sub.data.thumbnails), thumbs_atlas.take_prompts(["p7", "p2", "p4"]).data.thumbnails)
+    assert sub.data.thumbnail_prompts.tolist() == [1, 2, 0]  # slots keep their order: p2, p4, p7
+    # merging reads them (documented): equal to merging the eager atlases
+    halves = [Atlas.load(part.save(tmp_path / f"part{m}"), lazy=True) for m, part in enumerate(thumbnail_parts())]
+    assert all(isinstance(half.data.thumbnails, store.LazyThumbnails) for half in halves)
+    merged = Atlas.merge(halves)
+    assert isinstance(merged.data.thumbnails, np.ndarray) and np.array_equal(merged.data.thumbnails, want)
+    # a lazily loaded atlas saves (streaming head groups) to an equal one
+    again = Atlas.load(lazy.save(tmp_path / "b"), lazy=False)
+    assert np.array_equal(again.data.thumbnails, want) and again.data.thumbnail_prompts.tolist() == list(range(10))
+    # by size: lazy above LARGE_ATLAS_HEADS heads
+    assert isinstance(Atlas.load(path).data.thumbnails, np.ndarray)
+    monkeypatch.setattr(store, "LARGE_ATLAS_HEADS", 40)
+    assert isinstance(Atlas.load(path).data.thumbnails, store.LazyThumbnails)
+
+
+def test_lazy_thumbnails_read_only_the_row_groups_and_columns_asked_for(thumbs_atlas, tmp_path, monkeypatch):
+    from motif_widgets.widgets import _packing
+
+    five_heads_per_group(thumbs_atlas, monkeypatch)
+    path = thumbs_atlas.save(tmp_path / "a")
+    reads = []
+    real = pq.ParquetFile.read_row_group
+
+    def spy(self, i, columns=None, **kwargs):
+        reads.append((i, tuple(columns) if columns is not None else None))
+        return real(self, i, columns=columns, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", spy)
+    lazy = Atlas.load(path, lazy=True)
+    assert reads == []  # loading reads no thumbnails (nor features)
+    t = lazy.data.thumbnails
+    every = tuple(f"prompt:p{k}" for k in range(10))
+    t[7:12]
+    assert reads == [(1, every), (2, every)]  # heads 5-9 and 10-14
+    reads.clear()
+    t[:, [3, 8], :4, :4]
+    assert reads == [(g, ("prompt:p3", "prompt:p8")) for g in range(10)]
+    reads.clear()
+    for x in lazy.thumbnails(23):
+        assert x["pattern"].shape[0] <= 12
+    assert reads == [(4, every)]
+    reads.clear()
+    # widgets ship a cut of the thumbnails and read just that: 2 of 10 prompts here
+    h, k = 48, 12
+    budget = h * 2 * k * k * 2  # float16 bytes of two prompts' thumbnails
+    packed = _packing.thumbnails(lazy, "float16", budget)
+    assert packed["thumbnail_prompts"] == ["p0", "p9"] and packed["thumbnails"].shape == (h, 2, k, k)
+    assert reads == [(g, ("prompt:p0", "prompt:p9")) for g in range(10)]
+    assert np.array_equal(packed["thumbnails"], thumbs_atlas.data.thumbnails[:, [0, 9]])
+
+
+def test_widgets_on_a_lazily_loaded_atlas_ship_the_same_thumbnails(thumbs_atlas, tmp_path, monkeypatch):
+    from motif_widgets.widgets import HeadExplorer, PatternGrid, SimilarHeads
+    from motif_widgets.widgets.export import exported_thumbnails, pack_state
+
+    five_heads_per_group(thumbs_atlas, monkeypatch)
+    path = thumbs_atlas.save(tmp_path / "a")
+    # (large=True: a lazy atlas below the size threshold needs it for its lazy features)
+    lazy, eager = (Atlas.load(path, lazy=z).configure(large=True) for z in (True, False))
+    assert isinstance(lazy.data.thumbnails, store.LazyThumbnails)
+    names = ("thumbnails", "thumbnail_prompts", "thumbnail_tokens", "thumbnail_lengths", "prompt_tokens")
+
+    def same(a, b):
+        for n in names:
+            x, y = getattr(a, n), getattr(b, n)
+            assert (np.array_equal(x, y) if isinstance(x, np.ndarray) else x == y), n
+
+    for make in (lambda a: HeadExplorer(a), lambda a: HeadExplorer(a, pattern_encoding="uint8", thumbnail_budget_mb=0.05),
+                 lambda a: SimilarHeads(a), lambda a: PatternGrid(a, prompts=["p1", "p6"])):
+        w_lazy, w_eager = make(lazy), make(eager)
+        same(w_lazy, w_eager)
+    cut = HeadExplorer(lazy, thumbnail_budget_mb=0.05)
+    assert cut.thumbnails.shape[1] < 10 and cut.thumbnails.nbytes <= 50_000  # the budget holds on the lazy atlas too
+    assert exported_thumbnails(HeadExplorer(lazy)) == exported_thumbnails(HeadExplorer(eager))
+    assert pack_state(SimilarHeads(lazy)) == pack_state(SimilarHeads(eager))

@@ -254,3 +254,66 @@ def test_head_stats_are_saved_merged_and_renamed(tmp_path):
     assert renamed.data.head_stats.loc["x:L1H2", "k_comp_partner"] == "x:L0H0"
     with pytest.raises(ValueError, match=r"head_stats has rows for heads \['nope'\]"):
         replace(a.data, head_stats=pd.DataFrame({"v": [1.0]}, index=["nope"]))
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_format_2_atlases_saved_by_main_still_load(tmp_path):
+    """tests/fixtures/atlas_v2 was saved by the code before format 3 (thumbnails as one flat
+    column; see make_atlas_v2.py); it loads, eagerly and lazily, and saving upgrades it."""
+    import runpy
+
+    made = runpy.run_path(str(FIXTURES / "make_atlas_v2.py"))
+    manifest = json.loads((FIXTURES / "atlas_v2" / "manifest.json").read_text())
+    assert manifest["format_version"] == 2 and store.FORMAT_VERSION == 3
+    patterns = made["patterns"]()
+    for lazy in (False, True, None):
+        old = Atlas.load(FIXTURES / "atlas_v2", lazy=lazy)
+        assert old.head_ids == [f"old:L{l}H{h}" for l in range(2) for h in range(3)]
+        assert [old.prompt_ids[k] for k in old.data.thumbnail_prompts] == made["THUMBNAILS"]
+        t = old.data.thumbnails
+        assert isinstance(t, np.ndarray) and t.shape == (6, 3, 8, 8)  # format 2 is read whole
+        for s, k in enumerate(old.data.thumbnail_prompts):  # the corners of the patterns, as float16
+            p = patterns[k].reshape(6, *patterns[k].shape[2:])
+            m = min(8, p.shape[-1])
+            assert np.array_equal(t[:, s, :m, :m], p[:, :m, :m].astype(np.float16)) and not t[:, s, m:].any()
+    old = Atlas.load(FIXTURES / "atlas_v2")
+    upgraded = old.save(tmp_path / "new")
+    assert json.loads((upgraded / "manifest.json").read_text())["format_version"] == 3
+    assert_same(Atlas.load(upgraded), old)
+    assert np.array_equal(np.asarray(Atlas.load(upgraded, lazy=True).data.thumbnails), old.data.thumbnails)
+    # a format this code does not know is refused, naming the versions it reads
+    doc = dict(json.loads((upgraded / "manifest.json").read_text()), format_version=4)
+    doc.pop("checksum")
+    doc["checksum"] = store.hashlib.sha256(store._canonical(doc)).hexdigest()
+    (upgraded / "manifest.json").write_bytes(store._canonical(doc))
+    with pytest.raises(AtlasFileError, match=r"v4 is not 'motif-widgets-atlas' v2 / v3; a newer motif-widgets"):
+        Atlas.load(upgraded)
+
+
+def test_damaged_thumbnails_are_detected(tmp_path):
+    atlas = small_atlas(12, n_prompts=6)
+    path = atlas.save(tmp_path / "a")
+    manifest = json.loads((path / "manifest.json").read_text())
+    thumbs = path / manifest["files"]["thumbnails"]["path"]
+    good = thumbs.read_bytes()
+    lazy = Atlas.load(path, lazy=True)
+    _flip(thumbs, 8 * len(good) // 3)
+    for how in (True, False):  # every byte is checksummed at load, lazy or not
+        with pytest.raises(AtlasFileError, match=r"is damaged: thumbnails fails its checksum"):
+            Atlas.load(path, lazy=how)
+    with pytest.raises(AtlasFileError, match="has changed since the atlas was loaded"):
+        lazy.data.thumbnails[0]  # a lazy read after the load refuses the changed file
+    thumbs.write_bytes(good)
+    # a table that matches its checksum but not the metadata (written wrongly): a clear error
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"value": np.asarray(atlas.data.thumbnails).reshape(-1)}), thumbs)  # format 2's layout
+    doc = {k: v for k, v in manifest.items() if k != "checksum"}
+    doc["files"]["thumbnails"].update(bytes=thumbs.stat().st_size, sha256=store._sha256(thumbs))
+    doc["checksum"] = store.hashlib.sha256(store._canonical(doc)).hexdigest()
+    (path / "manifest.json").write_bytes(store._canonical(doc))
+    with pytest.raises(AtlasFileError, match=r"is inconsistent: thumbnails.parquet has columns \['value'\]"):
+        Atlas.load(path, lazy=True)

@@ -657,17 +657,19 @@ class Atlas:
         return pd.concat([heads, prompts, feats, pcs], axis=1)
 
     def thumbnails(self, head) -> list[dict]:
-        """The kept pattern corners of a head: [{prompt, tokens, pattern [m, m] float32}]."""
+        """The kept pattern corners of a head: [{prompt, tokens, pattern [m, m] float32}]
+        (thumbnails left on disk: this head's are read, nothing else)."""
         i = self.head_index(head)
         model = self.data.models[self.data.heads["model"].iloc[i]]
+        corners = self.data.thumbnails[i]  # [T, K, K]
         out = []
         for slot, k in enumerate(self.data.thumbnail_prompts):
-            m = min(int(model.lengths[k]), self.data.thumbnails.shape[-1])
+            m = min(int(model.lengths[k]), corners.shape[-1])
             out.append(
                 {
                     "prompt": self.prompts[k].id,
                     "tokens": model.token_strs[k][:m],
-                    "pattern": self.data.thumbnails[i, slot, :m, :m].astype(np.float32),
+                    "pattern": corners[slot, :m, :m].astype(np.float32),
                 }
             )
         return out
@@ -705,9 +707,10 @@ class Atlas:
         the folder and the damaged part.
 
         Args:
-            lazy: leave the feature tables on disk and read them in chunks of heads when
-                the embedding is fitted (True), read them now (False), or decide by size
-                (None, the default: lazy above LARGE_ATLAS_HEADS heads).
+            lazy: leave the feature tables and thumbnails on disk and read them in chunks of
+                heads when the embedding is fitted or the thumbnails are shown (True), read
+                them now (False), or decide by size (None, the default: lazy above
+                LARGE_ATLAS_HEADS heads).
         """
         data, config = AtlasData.load(path, lazy=lazy)
         atlas = cls(data, AtlasConfig(**config))

@@ -27,7 +27,7 @@ LARGE_ATLAS_HEADS = 2000
 
 
 def is_lazy(features) -> bool:
-    """Whether a feature array is left on disk (a store.LazyFeatures) rather than in memory."""
+    """Whether an array is left on disk (a store.LazyFeatures / LazyThumbnails) rather than in memory."""
     return not isinstance(features, np.ndarray) and hasattr(features, "read_heads")
 
 
@@ -120,8 +120,10 @@ class AtlasData:
             on disk by a lazy load; np.asarray reads it); feature_names: set name -> F names.
         score_sums / score_rows: [H, P, S] float64, S = len(SCORE_NAMES): each head-type
             score's sum over its eligible query rows and the number of those rows.
-        thumbnails: [H, T, K, K] float16 top-left pattern corners of T prompts;
-            thumbnail_prompts: [T] int64 indices of those prompts.
+        thumbnails: [H, T, K, K] float16 top-left pattern corners of T prompts (an array, or a
+            store.LazyThumbnails left on disk by a lazy load: indexing reads only the heads and
+            prompts asked for, np.asarray reads all); thumbnail_prompts: [T] int64 indices of
+            those prompts.
         meta: JSON-able facts of the run (max_tokens, dtype, ...).
         feature_revisions: set name -> FeatureSet.revision it was computed under.
         head_stats: optional per-head evidence beyond the patterns, indexed by head id in
@@ -217,7 +219,7 @@ class AtlasData:
         t = len(self.thumbnail_prompts)
         if self.thumbnails.ndim != 4 or self.thumbnails.shape[:2] != (h, t) or self.thumbnails.shape[2] != self.thumbnails.shape[3]:
             raise ValueError(f"thumbnails have shape {self.thumbnails.shape}, expected ({h}, {t}, K, K)")
-        if self.thumbnails.dtype != np.float16:
+        if self.thumbnails.dtype != np.float16:  # (a lazy array is float16)
             self.thumbnails = self.thumbnails.astype(np.float16)
         if t and (self.thumbnail_prompts.min() < 0 or self.thumbnail_prompts.max() >= p):
             raise ValueError(f"thumbnail_prompts must index the {p} prompts")
@@ -243,6 +245,7 @@ class AtlasData:
 
         Thumbnails of dropped prompts are dropped; everything else is sliced along the
         prompt axis, so an atlas of the result equals one built on those prompts alone.
+        Thumbnails left on disk stay there (a view of the kept slots); lazy features are read.
         """
         if isinstance(prompts, str):
             prompts = [prompts]
@@ -268,7 +271,7 @@ class AtlasData:
             features={name: f[:, keep] for name, f in self.features.items()},
             score_sums=self.score_sums[:, keep],
             score_rows=self.score_rows[:, keep],
-            thumbnails=self.thumbnails[:, slots],
+            thumbnails=self.thumbnails.take_slots(slots) if is_lazy(self.thumbnails) else self.thumbnails[:, slots],
             thumbnail_prompts=np.array([new_position[int(self.thumbnail_prompts[s])] for s in slots], dtype=np.int64),
             meta=meta,
         )
@@ -277,7 +280,8 @@ class AtlasData:
     def concat(cls, parts: Sequence["AtlasData"]) -> "AtlasData":
         """One dataset of several models over the same prompts (matched by id, in the first
         part's order), keeping the feature sets every part has and the thumbnails of the
-        prompts every part kept them for.
+        prompts every part kept them for. The result is in memory: features and thumbnails
+        that a lazy load left on disk are read whole.
 
         Raises ValueError when model names repeat, prompt sets differ, or a feature set was
         computed under different revisions.
@@ -346,7 +350,8 @@ class AtlasData:
     @classmethod
     def concat_prompts(cls, parts: Sequence["AtlasData"]) -> "AtlasData":
         """One dataset of the same heads over the prompts of several parts, in part order
-        (e.g. the prompt shards of a distributed run).
+        (e.g. the prompt shards of a distributed run). The result is in memory: features and
+        thumbnails that a lazy load left on disk are read whole.
 
         Raises ValueError when the parts hold different heads or models, a prompt occurs in
         two parts, or feature sets, revisions or thumbnail sizes differ.
@@ -387,7 +392,7 @@ class AtlasData:
             feature_names=dict(first.feature_names),
             score_sums=np.concatenate([part.score_sums for part in parts], axis=1),
             score_rows=np.concatenate([part.score_rows for part in parts], axis=1),
-            thumbnails=np.concatenate([part.thumbnails for part in parts], axis=1),
+            thumbnails=np.concatenate([np.asarray(part.thumbnails) for part in parts], axis=1),
             thumbnail_prompts=np.concatenate([part.thumbnail_prompts + o for part, o in zip(parts, offsets)]),
             meta=dict(first.meta),
             feature_revisions=dict(first.feature_revisions),

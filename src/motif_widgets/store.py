@@ -7,7 +7,11 @@ An atlas folder holds one ``manifest.json`` and one generation folder ``g-<id>/`
   columns ``head``, ``prompt`` and the set's features (float64), in row groups of whole
   heads (about ROW_GROUP_ROWS rows), so that a range of heads is read without the rest;
 - ``g-<id>/scores.parquet``: ``head``, ``prompt``, ``sum.<score>`` and ``rows.<score>``;
-- ``g-<id>/thumbnails.parquet``: one float16 column ``value``, the [H, T, K, K] array flattened;
+- ``g-<id>/thumbnails.parquet``: one row per head (column ``head``) and one column per kept
+  prompt (``prompt:<id>``, in slot order), each cell that head's K x K thumbnail as K*K float16
+  little-endian bytes, row-major (``fixed_size_binary``), in row groups of whole heads (about
+  THUMBNAIL_GROUP_BYTES each): a range of heads, or some prompts of every head, is read without
+  the rest (format 3; format 2 stored one flattened float16 column ``value``, still read);
 - ``g-<id>/head_stats.parquet`` (when present): ``head`` and the per-head circuit / effect columns.
 
 Parquet (zstd) makes every table readable from pandas, polars, DuckDB, R or Arrow without
@@ -22,8 +26,10 @@ be one process at a time per folder.
 ``load_atlas(path, lazy=True)`` (the default above LARGE_ATLAS_HEADS heads) leaves the
 feature tables on disk: each set is a :class:`LazyFeatures`, an [H, P, F] array-like that
 reads row groups of heads when asked (``read_heads``, ``iter_heads``; ``np.asarray``
-reads all). The files are checksummed when the atlas is loaded; a later read refuses a file
-whose size or modification time has changed since (AtlasFileError).
+reads all), and the thumbnails a :class:`LazyThumbnails` [H, T, K, K] that reads the row groups
+of the heads and the columns of the prompts asked for. The files are checksummed when the atlas
+is loaded; a later read refuses a file whose size or modification time has changed since
+(AtlasFileError).
 """
 
 from __future__ import annotations
@@ -44,16 +50,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import __version__
-from .atlas_data import LARGE_ATLAS_HEADS, AtlasData, ModelInfo
+from .atlas_data import LARGE_ATLAS_HEADS, AtlasData, ModelInfo, is_lazy
 from .detect import SCORE_NAMES
 from .prompts import Prompt
 
 FORMAT = "motif-widgets-atlas"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: thumbnails one column per prompt, row groups of heads (2: one flat column)
+READABLE_VERSIONS = (2, 3)
 MANIFEST = "manifest.json"
 LEGACY_FILES = ("atlas.json", "arrays.npz")  # format 1 (motif-widgets 0.1): no checksums
 #: Rows per row group of the long (head, prompt) tables, rounded down to whole heads.
 ROW_GROUP_ROWS = 1 << 18
+#: Bytes of float16 thumbnails per row group of the thumbnail table, rounded down to whole heads.
+THUMBNAIL_GROUP_BYTES = 32 << 20
 
 
 class AtlasFileError(ValueError):
@@ -123,8 +132,9 @@ def _long_groups(data: AtlasData, columns_of):
         yield pa.table(columns)
 
 
-def _write_table(path: Path, columns) -> None:
-    """Write a table (columns dict or pa.Table) or an iterator of tables (one row group each)."""
+def _write_table(path: Path, columns, statistics: bool | list[str] = True) -> None:
+    """Write a table (columns dict or pa.Table) or an iterator of tables (one row group each);
+    statistics: min/max in the footer for every column, or only for these columns."""
     whole = isinstance(columns, (dict, pa.Table))
     groups = [columns] if whole else columns
     writer = None
@@ -134,7 +144,8 @@ def _write_table(path: Path, columns) -> None:
             if writer is None:
                 # dictionary-encode the id columns only: for float columns it costs time and saves nothing
                 ids = [c for c in ("head", "prompt") if c in table.column_names]
-                writer = pq.ParquetWriter(path, table.schema, compression="zstd", use_dictionary=ids)
+                writer = pq.ParquetWriter(path, table.schema, compression="zstd", use_dictionary=ids,
+                                          write_statistics=statistics)
             writer.write_table(table, row_group_size=None if whole else max(len(table), 1))
     finally:
         if writer is not None:
@@ -144,6 +155,30 @@ def _write_table(path: Path, columns) -> None:
 
 
 # ---------------------------------------------------------------------------- save
+def _thumbnail_columns(data: AtlasData) -> list[str]:
+    """Names of the thumbnail table's prompt columns, in slot order."""
+    return [f"prompt:{data.prompt_ids[int(k)]}" for k in data.thumbnail_prompts]
+
+
+def _thumbnail_groups(data: AtlasData):
+    """Row groups of the thumbnail table (one row per head; module docstring): whole heads,
+    about THUMBNAIL_GROUP_BYTES each; one group of heads is in memory at a time (lazily loaded
+    thumbnails stream through a save)."""
+    h, t, k, _ = data.thumbnails.shape
+    cell = pa.binary(k * k * 2)
+    names = _thumbnail_columns(data)
+    step = max(1, THUMBNAIL_GROUP_BYTES // max(1, t * k * k * 2))
+    lazy = is_lazy(data.thumbnails)
+    for start in range(0, h, step):
+        stop = min(h, start + step)
+        block = data.thumbnails.read_heads(start, stop) if lazy else data.thumbnails[start:stop]
+        columns = {"head": pa.array(data.head_ids[start:stop], pa.string())}  # (a dictionary of all ids would repeat per group)
+        for s, name in enumerate(names):
+            cells = np.ascontiguousarray(block[:, s], dtype="<f2")  # [n, K, K]
+            columns[name] = pa.FixedSizeBinaryArray.from_buffers(cell, stop - start, [None, pa.py_buffer(cells)])
+        yield pa.table(columns)
+
+
 def _is_ours(entry: Path) -> bool:
     name = entry.name
     return name == MANIFEST or name.startswith(f"{MANIFEST}.tmp-") or name.startswith("g-") or (
@@ -201,7 +236,8 @@ def save_atlas(data: AtlasData, path: str | Path, config: dict | None = None, ov
 
     _write_table(partial / "scores.parquet", _long_groups(data, score_columns))
     files["scores"] = "scores.parquet"
-    _write_table(partial / "thumbnails.parquet", {"value": data.thumbnails.reshape(-1)})
+    # min/max of K*K-byte cells would bloat the footer (one per prompt column and row group)
+    _write_table(partial / "thumbnails.parquet", _thumbnail_groups(data), statistics=["head"])
     files["thumbnails"] = "thumbnails.parquet"
     if data.head_stats is not None:
         stats = data.head_stats.reset_index()
@@ -272,10 +308,11 @@ def load_atlas(path: str | Path, lazy: bool | None = False) -> tuple[AtlasData, 
     """(data, config dict) of an atlas folder; AtlasFileError if it is none or is damaged.
 
     Args:
-        lazy: True leaves the feature tables on disk (each set a :class:`LazyFeatures`, read
-            in row groups of heads when used); False reads everything (the default); None
-            decides by size: lazy above LARGE_ATLAS_HEADS heads. Format-1 atlases are
-            always read whole.
+        lazy: True leaves the feature tables and the thumbnails on disk (each feature set a
+            :class:`LazyFeatures`, the thumbnails a :class:`LazyThumbnails`, read in row groups
+            of heads when used); False reads everything (the default); None decides by size:
+            lazy above LARGE_ATLAS_HEADS heads. Format-1 atlases are always read whole, and
+            format-2 thumbnails (one flat column) too.
     """
     path = Path(path)
     if lazy is not None and not isinstance(lazy, bool):
@@ -303,10 +340,11 @@ def _load_v2(path: Path, lazy: bool | None = False) -> tuple[AtlasData, dict]:
         raise _damaged(path, MANIFEST, f"cannot be read ({type(e).__name__})") from None
     if not ok:
         raise _damaged(path, MANIFEST, "fails its checksum")
-    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+    version = manifest.get("format_version")
+    if manifest.get("format") != FORMAT or version not in READABLE_VERSIONS:
         raise AtlasFileError(
-            f"{path}: atlas format {manifest.get('format')!r} v{manifest.get('format_version')} is not "
-            f"{FORMAT!r} v{FORMAT_VERSION}; a newer motif-widgets may read it"
+            f"{path}: atlas format {manifest.get('format')!r} v{version} is not "
+            f"{FORMAT!r} v{' / v'.join(map(str, READABLE_VERSIONS))}; a newer motif-widgets may read it"
         )
     blobs: dict[str, Path] = {}
     for part, entry in manifest["files"].items():
@@ -321,8 +359,12 @@ def _load_v2(path: Path, lazy: bool | None = False) -> tuple[AtlasData, dict]:
         if lazy is None:
             lazy = len(doc["heads"]["head"]) > LARGE_ATLAS_HEADS
         read = _lazy_features if lazy else _read_features
-        data = _decode(doc, lambda k: read(blobs[f"features.{k}"], doc), _read_scores(blobs["scores"], doc),
-                       _read_thumbnails(blobs["thumbnails"], doc))
+        if version == 2:  # one flat float16 column: read whole
+            thumbnails = _read_thumbnails_v2(blobs["thumbnails"], doc)
+        else:
+            thumbnails = LazyThumbnails(blobs["thumbnails"], doc)
+            thumbnails = thumbnails if lazy else np.asarray(thumbnails)
+        data = _decode(doc, lambda k: read(blobs[f"features.{k}"], doc), _read_scores(blobs["scores"], doc), thumbnails)
         if "head_stats" in blobs:
             data = replace(data, head_stats=pq.read_table(blobs["head_stats"]).to_pandas().set_index("head"))
         return data, doc["config"]
@@ -342,6 +384,17 @@ def _read_features(file: Path, doc: dict) -> tuple[np.ndarray, list[str]]:
 def _lazy_features(file: Path, doc: dict) -> tuple["LazyFeatures", list[str]]:
     lazy = LazyFeatures(file, len(doc["heads"]["head"]), len(doc["prompts"]))
     return lazy, list(lazy.feature_names)
+
+
+def _open_unchanged(file: Path, stamp: tuple[int, int], metadata=None) -> pq.ParquetFile:
+    """The Parquet file of a lazy array, unless it changed since the atlas was loaded (AtlasFileError)."""
+    try:
+        stat = file.stat()
+    except FileNotFoundError:
+        raise AtlasFileError(f"{file} is gone (the atlas was saved again or moved since it was loaded)") from None
+    if (stat.st_size, stat.st_mtime_ns) != stamp:
+        raise AtlasFileError(f"{file} has changed since the atlas was loaded; load it again")
+    return pq.ParquetFile(file, metadata=metadata)
 
 
 class LazyFeatures:
@@ -378,13 +431,7 @@ class LazyFeatures:
         return f"LazyFeatures({self.file}, shape={self.shape})"
 
     def _open(self) -> pq.ParquetFile:
-        try:
-            stat = self.file.stat()
-        except FileNotFoundError:
-            raise AtlasFileError(f"{self.file} is gone (the atlas was saved again or moved since it was loaded)") from None
-        if (stat.st_size, stat.st_mtime_ns) != self._stamp:
-            raise AtlasFileError(f"{self.file} has changed since the atlas was loaded; load it again")
-        return pq.ParquetFile(self.file)
+        return _open_unchanged(self.file, self._stamp)
 
     def read_heads(self, start: int, stop: int) -> np.ndarray:
         """[stop - start, P, F] float64 features of heads start..stop-1."""
@@ -421,6 +468,120 @@ class LazyFeatures:
         return np.asarray(self)[key]
 
 
+def _index(key, n: int, axis: str) -> np.ndarray | int:
+    """Positions 0..n-1 picked by an int, slice, bool mask or integer sequence along `axis`."""
+    picked = np.arange(n)[key]
+    if np.ndim(picked) > 1:
+        raise IndexError(f"thumbnails: the {axis} index must be an int, a slice or a 1-d sequence")
+    return int(picked) if np.ndim(picked) == 0 else picked
+
+
+class LazyThumbnails:
+    """Saved pattern thumbnails [H, T, K, K] float16, left on disk and read by heads and prompts.
+
+    Made by ``load_atlas(..., lazy=True)`` (format 3); it stands where AtlasData keeps the
+    thumbnail array. Indexing reads only the row groups that hold the heads asked for and only
+    the columns of the prompt slots asked for, and crops to the token window while decoding:
+    ``t[a:b]``, ``t[i]``, ``t[:, slots, :k, :k]`` (every head, a few prompts, the first k tokens),
+    ``t[heads, slots]``. ``read_heads(a, b)`` is ``t[a:b]``; ``take_slots(slots)`` is a lazy view
+    of some slots (AtlasData.take_prompts uses it); ``np.asarray(t)`` reads all. A file changed
+    since the atlas was loaded (size or modification time) raises AtlasFileError.
+    """
+
+    dtype = np.dtype(np.float16)
+    ndim = 4
+
+    def __init__(self, file: Path, doc: dict):
+        self.file = Path(file)
+        stat = self.file.stat()
+        self._stamp = (stat.st_size, stat.st_mtime_ns)
+        self._meta = pq.ParquetFile(self.file).metadata  # parsed once, reused by every read
+        h, t, k, k2 = (int(x) for x in doc["thumbnail_shape"])
+        prompts = [p["id"] for p in doc["prompts"]]
+        want = ["head"] + [f"prompt:{prompts[int(j)]}" for j in doc["thumbnail_prompts"]]
+        schema = self._meta.schema.to_arrow_schema()
+        if schema.names != want or k != k2:
+            raise ValueError(f"{self.file.name} has columns {schema.names[:4]}..., expected {want[:4]}... (shape {h, t, k, k2})")
+        if any(schema.field(c).type != pa.binary(k * k * 2) for c in want[1:]):
+            raise ValueError(f"{self.file.name}: thumbnail cells are not {k * k * 2}-byte float16 blocks")
+        if self._meta.num_rows != h:
+            raise ValueError(f"{self.file.name} has {self._meta.num_rows} rows, expected one per head ({h})")
+        self.columns = want[1:]  # [T] the file's columns of this array's slots
+        self.shape = (h, t, k, k)
+        rows = [self._meta.row_group(g).num_rows for g in range(self._meta.num_row_groups)]
+        self._group_start = np.concatenate([[0], np.cumsum(rows)]).astype(np.int64)  # [G + 1] first head of each
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"LazyThumbnails({self.file}, shape={self.shape})"
+
+    def take_slots(self, slots) -> "LazyThumbnails":
+        """A lazy view [H, len(slots), K, K] of these slots, in that order (nothing is read)."""
+        picked = np.atleast_1d(_index(np.asarray(slots, dtype=np.int64), self.shape[1], "slot"))
+        view = object.__new__(LazyThumbnails)
+        view.__dict__.update(self.__dict__)
+        view.columns = [self.columns[int(s)] for s in picked]
+        view.shape = (self.shape[0], len(picked)) + self.shape[2:]
+        return view
+
+    def read_heads(self, start: int, stop: int) -> np.ndarray:
+        """[stop - start, T, K, K] float16 thumbnails of heads start..stop-1."""
+        start, stop = max(0, int(start)), min(self.shape[0], int(stop))
+        return self._read(np.arange(start, max(start, stop)), np.arange(self.shape[1]), (slice(None), slice(None)))
+
+    def _read(self, heads: np.ndarray, slots: np.ndarray, window: tuple) -> np.ndarray:
+        """[len(heads), len(slots), k, k'] of heads x slots, each cell cut to `window` (two slices)."""
+        k = self.shape[-1]
+        rows, cols = np.arange(k)[window[0]], np.arange(k)[window[1]]
+        out = np.zeros((len(heads), len(slots), len(rows), len(cols)), np.float16)
+        if not out.size:
+            return out
+        names = sorted({self.columns[int(s)] for s in slots})
+        where = {name: np.flatnonzero([self.columns[int(s)] == name for s in slots]) for name in names}  # out slots per column
+        group_of = np.searchsorted(self._group_start, heads, side="right") - 1  # [n] row group of each head
+        file = _open_unchanged(self.file, self._stamp, self._meta)
+        for g in np.unique(group_of):
+            mine = np.flatnonzero(group_of == g)  # positions in `heads` that this group holds
+            local = heads[mine] - self._group_start[g]
+            table = file.read_row_group(int(g), columns=names)
+            for name in names:
+                cells = _cells(table.column(name), k)  # [rows in group, K, K] (a view of Arrow's buffer)
+                block = cells[local][:, window[0], window[1]]
+                for s in where[name]:
+                    out[mine, s] = block
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.read_heads(0, self.shape[0])
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def __getitem__(self, key):
+        key = key if isinstance(key, tuple) else (key,)
+        if len(key) > 4 or any(k is Ellipsis or k is None for k in key):
+            raise IndexError(f"thumbnails [H, T, K, K]: index with at most 4 ints, slices or sequences, got {key!r}")
+        key = key + (slice(None),) * (4 - len(key))
+        if not all(isinstance(w, slice) for w in key[2:]):
+            raise IndexError(f"thumbnails [H, T, K, K]: the token axes take slices only, got {key[2:]!r}")
+        heads, slots = _index(key[0], self.shape[0], "head"), _index(key[1], self.shape[1], "slot")
+        if not isinstance(heads, int) and not isinstance(slots, int) and not (isinstance(key[0], slice) or isinstance(key[1], slice)):
+            raise IndexError("thumbnails: index heads and slots with at most one sequence (numpy would pair them)")
+        block = self._read(np.atleast_1d(heads), np.atleast_1d(slots), key[2:])  # token windows cut while decoding
+        return block[(0 if isinstance(heads, int) else slice(None), 0 if isinstance(slots, int) else slice(None))]
+
+
+def _cells(column: pa.ChunkedArray, k: int) -> np.ndarray:
+    """[n, K, K] float16 cells of a fixed_size_binary column (zero-copy for one chunk)."""
+    parts = []
+    for chunk in column.chunks:
+        if chunk.null_count:
+            raise ValueError("the thumbnail table holds missing cells")
+        data = np.frombuffer(chunk.buffers()[1], dtype="<f2", count=len(chunk) * k * k, offset=chunk.offset * k * k * 2)
+        parts.append(data.reshape(len(chunk), k, k))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
 def _read_scores(file: Path, doc: dict) -> tuple[np.ndarray, np.ndarray]:
     table = pq.read_table(file)
     h, p = len(doc["heads"]["head"]), len(doc["prompts"])
@@ -434,7 +595,8 @@ def _read_scores(file: Path, doc: dict) -> tuple[np.ndarray, np.ndarray]:
     return stack("sum"), stack("rows")
 
 
-def _read_thumbnails(file: Path, doc: dict) -> np.ndarray:
+def _read_thumbnails_v2(file: Path, doc: dict) -> np.ndarray:
+    """Format 2's thumbnails: one flat float16 column ``value``, [H, T, K, K] when reshaped."""
     return pq.read_table(file).column("value").to_numpy().astype(np.float16).reshape(doc["thumbnail_shape"])
 
 

@@ -100,18 +100,19 @@ def thumbnails(atlas: Atlas, encoding: str = "float16", max_bytes: float | None 
     thumbnail_prompts [T] ids, thumbnail_tokens [M][T][<=K] token strings,
     thumbnail_lengths uint16 [M, T] (tokens shown: min(prompt length, K)) and prompt_tokens
     [M][P][n] (every prompt's full tokens, per model). The atlas's thumbnails are cut to fit
-    `max_bytes` (thumbnail_plan): K below the atlas's size first, then fewer prompts."""
-    heads = atlas.heads
+    `max_bytes` (thumbnail_plan): K below the atlas's size first, then fewer prompts. Only the
+    shipped part is read (thumbnails left on disk: those prompts' columns, k x k of each)."""
     data = atlas.data.thumbnails
     itemsize = np.dtype(np.float16 if encoding == "float16" else np.uint8).itemsize
     k, slots = thumbnail_plan(data.shape[0], data.shape[1], data.shape[-1], itemsize, max_bytes)
+    prompts = [int(atlas.data.thumbnail_prompts[s]) for s in slots]
     tokens, lengths, full = [], [], []
     for name in atlas.model_names:
-        first = int(np.flatnonzero(heads["model"].to_numpy() == name)[0])
-        kept = atlas.thumbnails(first)
-        tokens.append([[str(t) for t in kept[s]["tokens"][:k]] for s in slots])
-        lengths.append([min(k, kept[s]["pattern"].shape[0]) for s in slots])
-        full.append([[str(t) for t in strs] for strs in atlas.data.models[name].token_strs])
+        model = atlas.data.models[name]
+        shown = [min(k, int(model.lengths[q])) for q in prompts]  # tokens of each thumbnail (k <= K)
+        tokens.append([[str(t) for t in model.token_strs[q][:m]] for q, m in zip(prompts, shown)])
+        lengths.append(shown)
+        full.append([[str(t) for t in strs] for strs in model.token_strs])
     return {
         "thumbnails": encode_patterns(data[:, slots, :k, :k], encoding),
         "thumbnail_prompts": [atlas.prompt_ids[int(atlas.data.thumbnail_prompts[s])] for s in slots],
