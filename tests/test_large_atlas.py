@@ -76,12 +76,24 @@ def test_lazy_features_read_like_the_eager_ones(atlas, tmp_path, monkeypatch):
     # by size: lazy above LARGE_ATLAS_HEADS heads
     assert isinstance(Atlas.load(path).features, np.ndarray)
     monkeypatch.setattr(store, "LARGE_ATLAS_HEADS", 40)
-    assert isinstance(Atlas.load(path).features, LazyFeatures)
+    assert isinstance(Atlas.load(path).data.features["motifs"], LazyFeatures)
     for bad in ("yes", 1):
         with pytest.raises(ValueError, match="lazy must be True, False or None"):
             store.load_atlas(path, lazy=bad)
         with pytest.raises(TypeError, match="large must be True, False or None"):
             atlas_module.AtlasConfig(large=bad)
+
+
+def test_a_small_atlas_loaded_lazily_derives_like_an_eager_one(atlas, tmp_path):
+    """Below the size threshold the in-memory paths run: the lazy table is read once, on first use."""
+    path = atlas.save(tmp_path / "a")
+    lazy, eager = Atlas.load(path, lazy=True), Atlas.load(path, lazy=False)
+    assert not lazy.is_large and isinstance(lazy.data.features["motifs"], LazyFeatures)
+    np.testing.assert_array_equal(lazy.points, eager.points)
+    np.testing.assert_array_equal(lazy.distances, eager.distances)
+    assert lazy.features is lazy.features  # read once
+    head = atlas.head_ids[3]
+    assert lazy.similar_heads(head, k=5).index.tolist() == eager.similar_heads(head, k=5).index.tolist()
 
 
 def test_a_lazy_read_refuses_a_file_changed_since_the_load(atlas, tmp_path):
@@ -359,8 +371,7 @@ def test_widgets_on_a_lazily_loaded_atlas_ship_the_same_thumbnails(thumbs_atlas,
 
     five_heads_per_group(thumbs_atlas, monkeypatch)
     path = thumbs_atlas.save(tmp_path / "a")
-    # (large=True: a lazy atlas below the size threshold needs it for its lazy features)
-    lazy, eager = (Atlas.load(path, lazy=z).configure(large=True) for z in (True, False))
+    lazy, eager = (Atlas.load(path, lazy=z) for z in (True, False))
     assert isinstance(lazy.data.thumbnails, store.LazyThumbnails)
     names = ("thumbnails", "thumbnail_prompts", "thumbnail_tokens", "thumbnail_lengths", "prompt_tokens")
 

@@ -347,9 +347,16 @@ class Atlas:
 
     @property
     def features(self) -> np.ndarray:
-        """[H, P, F] features of the active set (a store.LazyFeatures when the atlas was
-        loaded lazily: ``np.asarray`` reads it whole, ``read_heads`` a range of heads)."""
-        return self.data.features[self.config.feature_set]
+        """[H, P, F] features of the active set. A large atlas loaded lazily gives a
+        store.LazyFeatures (``np.asarray`` reads it whole, ``read_heads`` a range of heads);
+        an atlas that derives in memory (not is_large) reads a lazy table once, here."""
+        f = self.data.features[self.config.feature_set]
+        if self.is_large or isinstance(f, np.ndarray):
+            return f
+        read = self.__dict__.setdefault("_features_read", {})
+        if self.config.feature_set not in read:
+            read[self.config.feature_set] = np.asarray(f)
+        return read[self.config.feature_set]
 
     @property
     def is_large(self) -> bool:

@@ -38,7 +38,7 @@ def head_profiles(atlas) -> pd.DataFrame:
         raise ValueError(
             f"class suggestions compare `{FEATURE_SET}` features; this atlas collected {sorted(atlas.data.features)}"
         )
-    f = atlas.data.features[FEATURE_SET]
+    f = np.asarray(atlas.data.features[FEATURE_SET])  # reads a lazily loaded table whole
     names = atlas.data.feature_names[FEATURE_SET]
     probe = np.array([p.is_probe for p in atlas.prompts])
     blocks = {}
