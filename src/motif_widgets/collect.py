@@ -77,7 +77,7 @@ class Collector:
         a = a * (inside[:, :, None] & inside[:, None, :])  # drop padded rows / columns
         batch = PatternBatch(a, flat_len)
         if self.validate:
-            names = [f"layer {layer} head {k % h} of prompt {self.prompts[prompt_index[k // h]].id!r}" for k in range(b * h)]
+            names = (f"layer {layer} head {k % h} of prompt {self.prompts[prompt_index[k // h]].id!r}" for k in range(b * h))
             check_patterns(batch, names, source_dtype=patterns.dtype)
         rows = slice(layer * h, (layer + 1) * h)
         idx = np.asarray(prompt_index)

@@ -183,7 +183,8 @@ def check_patterns(
 
     Args:
         batch: the padded patterns (any floating dtype).
-        names: how errors name each pattern (default "pattern k").
+        names: how errors name each pattern (default "pattern k"); read only when one is invalid,
+            so a generator costs nothing in the usual case.
         source_dtype: the dtype the patterns were produced in, which sets the tolerances
             (a bfloat16 softmax row sums to 1 only within ~eps = 0.008). Default: the batch's
             dtype; pass the model's dtype when the patterns were converted (e.g. to float64)
@@ -193,18 +194,20 @@ def check_patterns(
     source_dtype = a.dtype if source_dtype is None else source_dtype
     if not isinstance(source_dtype, torch.dtype):
         raise TypeError(f"source_dtype must be a torch dtype or None, got {source_dtype!r}")
-    names = list(names) if names is not None else [f"pattern {k}" for k in range(batch.size)]
+    bad_negative = a.flatten(1).amin(1) < 0
     row_sums = a.sum(-1)  # [B, N]; NaN / inf anywhere in a row makes its sum non-finite
     bad_finite = ~torch.isfinite(row_sums).all(1)
-    if bad_finite.any():  # confirm on the flagged patterns: a sum can also overflow
-        bad_finite[bad_finite.clone()] = ~torch.isfinite(a[bad_finite]).flatten(1).all(1)
-    bad_negative = a.flatten(1).amin(1) < 0
     up_tol = upper_tol(source_dtype)
     bad_upper = torch.triu(a, diagonal=1).flatten(1).amax(1) > up_tol  # entries are >= 0 by now
     zero = torch.zeros((), dtype=a.dtype, device=a.device)
     row_err = torch.where(batch.row_mask, (row_sums - 1).abs(), zero)
     row_tol = row_sum_tol(source_dtype, batch.lengths)
     bad_rows = row_err.amax(1) > row_tol.to(a.dtype)
+    if not bool(torch.stack([bad_finite, bad_negative, bad_upper, bad_rows]).any()):
+        return  # the usual case: one device sync, names never built
+    if bad_finite.any():  # confirm on the flagged patterns: a sum can also overflow
+        bad_finite[bad_finite.clone()] = ~torch.isfinite(a[bad_finite]).flatten(1).all(1)
+    names = list(names) if names is not None else [f"pattern {k}" for k in range(batch.size)]
     for flags, why in (
         (bad_finite, lambda k: "contains NaN or infinite values"),
         (bad_negative, lambda k: "has negative entries"),
