@@ -200,3 +200,18 @@ def test_pattern_batch_of_grad_tensor_checks_without_error():
     p = torch.tensor(good(4), requires_grad=True)
     check_patterns(pad_patterns([p]))
     check_patterns(PatternBatch(p.detach()[None], torch.tensor([4])))
+
+
+def test_a_row_sum_that_overflows_is_not_called_infinite():
+    """Finite entries whose row sum overflows (float16) are named for their sums, not as infinite."""
+    from motif_widgets.features import PatternBatch, check_patterns
+
+    a = torch.zeros(2, 3, 3, dtype=torch.float16)
+    a[:, 0, 0] = a[:, 1, 0] = a[:, 2, 0] = 1.0
+    a[1, 2, :] = torch.tensor([60000.0, 60000.0, 1.0])  # sum overflows to inf, every entry finite
+    batch = PatternBatch(a, torch.tensor([3, 3]))
+    with pytest.raises(ValueError, match=r"second \(n = 3\) has rows that do not sum to 1"):
+        check_patterns(batch, iter(["first", "second"]))
+    a[1, 2, 2] = float("inf")
+    with pytest.raises(ValueError, match=r"second \(n = 3\) contains NaN or infinite values"):
+        check_patterns(PatternBatch(a, torch.tensor([3, 3])), iter(["first", "second"]))
