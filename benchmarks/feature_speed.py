@@ -5,7 +5,8 @@
     python benchmarks/feature_speed.py [--device cuda] [--quick]
 
 Prints ms per pattern and the ratios; goals: >= 8x faster than plain numpy at n = 128,
-within 2x of the floor. Also reports the motifs set and the float32 fast mode. On CUDA a
+within 2x of the floor. Also reports the motifs set (eager, and compiled by torch.compile as
+MOTIF_WIDGETS_COMPILE=1 runs it) and the float32 fast mode. On CUDA a
 second table compares the fused Triton kernels (the default there) with the torch-ops path
 (MOTIF_WIDGETS_GPU_KERNELS=torch): time, ratio to the floor (goal <= 3x), the largest relative
 difference of their features and the number of GPU kernels each launches per batch.
@@ -20,7 +21,8 @@ import numpy as np
 import torch
 
 from motif_widgets.features import PAPER_FEATURE_NAMES, PatternBatch, motif_features, paper_features
-from motif_widgets.features.kernels import triton_available, use_kernels
+from motif_widgets.features import get_feature_set
+from motif_widgets.features.kernels import triton_available, use_compile, use_kernels
 from motif_widgets.features.plain import paper_features_plain
 
 
@@ -77,7 +79,7 @@ def main() -> None:
     sizes = {64: (256, 20), 128: (128, 12), 256: (32, 6), 512: (8, 3)}
     repeat = 2 if args.quick else 3
     header = (f"{'n':>4} {'plain ms':>9} {'kernel ms':>9} {'vs plain':>8} {'floor ms':>9} {'vs floor':>8} "
-              f"{'(whole-batch floor)':>19} {'f32 ms':>7} {'f32 off':>7} {'f32 max dev':>11} {'motifs ms':>9}")
+              f"{'(whole-batch floor)':>19} {'f32 ms':>7} {'f32 off':>7} {'f32 max dev':>11} {'motifs ms':>9} {'compiled':>8}")
     print(header)
     notes = []
     for n, (count, n_plain) in sizes.items():
@@ -108,8 +110,11 @@ def main() -> None:
         notes.append(f"n={n}: float32 vs float64: {off:.1%} of values off by > 1e-6 relative; largest deviation "
                      f"{dev:.3g} feature std in {PAPER_FEATURE_NAMES[worst]}")
         t_motifs = best_of(lambda: motif_features(batch), repeat, device) / count
+        with use_compile(True):  # the registered block through torch.compile (compiled in best_of's warm-up)
+            motifs_block = get_feature_set("motifs").compute
+            t_motifs_compiled = best_of(lambda: motifs_block(batch), repeat, device) / count
         print(f"{n:4d} {t_plain*1e3:9.2f} {t_kernel*1e3:9.3f} {t_plain/t_kernel:7.1f}x {t_floor*1e3:9.3f} "
-              f"{t_kernel/t_floor:7.2f}x {t_floor_whole*1e3:13.3f} ms   {t_f32*1e3:7.3f} {off:7.1%} {dev:9.3f}sd {t_motifs*1e3:9.3f}")
+              f"{t_kernel/t_floor:7.2f}x {t_floor_whole*1e3:13.3f} ms   {t_f32*1e3:7.3f} {off:7.1%} {dev:9.3f}sd {t_motifs*1e3:9.3f} {t_motifs_compiled*1e3:8.3f}")
     print("\n".join(notes))
     if device.type == "cuda":
         fused_vs_torch(sizes, repeat, device, args.quick)

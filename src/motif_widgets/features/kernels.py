@@ -17,9 +17,9 @@ torch ops.
 `motifs` features: eager torch ops (about 180 per call, ~17 passes over [B, N, N]) unless
 compiling is switched on with MOTIF_WIDGETS_COMPILE=1 or ``use_compile(True)``: then the block
 runs through ``torch.compile(dynamic=True)``, which fuses those passes (Triton kernels on CUDA,
-C++ on the CPU). Off by default: the first call compiles for ~15-30 s on a 2-core CPU and it has
-not been measured on a GPU yet; on the CPU the compiled block is ~2x faster once compiled
-(benchmarks/feature_speed.py).
+C++ on the CPU). Off by default: the first call compiles for ~15-30 s on a 2-core CPU, on the CPU
+it pays only from ~256 tokens (2.3x at 512, slower at 64-128; benchmarks/feature_speed.py), and it
+has not been measured on a GPU yet.
 """
 
 from __future__ import annotations
