@@ -20,6 +20,7 @@ import pytest
 import distributed_factories as factories
 from conftest import smollm2_installed
 from motif_widgets import Atlas, AtlasData, distributed
+from motif_widgets.atlas_data import JoinedArray
 from motif_widgets.store import AtlasFileError, save_atlas
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs Ray (pip install ray)")
@@ -127,6 +128,15 @@ def test_toy_shards_are_bit_identical_and_a_rerun_skips_them(ray_cluster, tmp_pa
     atlas = Atlas.load(folder)
     assert_same_data(atlas.data, toy_single.data)
     assert np.allclose(atlas.distances, toy_single.distances, rtol=0, atol=0)
+    # lazily: the shards' tables stay on disk, joined without reading; the same data, and a save
+    # streams them into one ordinary atlas
+    lazy = Atlas.load(folder, lazy=True)
+    assert isinstance(lazy.data.features["motifs"], JoinedArray) and isinstance(lazy.data.thumbnails, JoinedArray)
+    assert_same_data(lazy.data, toy_single.data)
+    assert np.array_equal(lazy.configure(large=True).points, toy_single.configure(large=True).points)
+    one = AtlasData.load(lazy.save(tmp_path / "one"))[0]
+    assert isinstance(one.features["motifs"], np.ndarray) and not distributed.is_sharded(tmp_path / "one")
+    assert_same_data(one, toy_single.data)
 
     before = {p: p.read_bytes() for p in folder.rglob("manifest.json")}
     again = distributed.collect_atlas({"toy": factories.toy}, prompts, folder, batch_size=2, shard_size=4, progress=False)

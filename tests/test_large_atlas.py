@@ -14,6 +14,7 @@ import pytest
 from motif_widgets import Atlas, PatternEmbedding
 from motif_widgets import atlas as atlas_module
 from motif_widgets import distance, store
+from motif_widgets.atlas_data import JoinedArray
 from motif_widgets.distance import nearest_heads, paired_distances
 from motif_widgets.projection import head_map, landmark_isomap
 from motif_widgets.store import AtlasFileError, LazyFeatures
@@ -94,6 +95,37 @@ def test_a_small_atlas_loaded_lazily_derives_like_an_eager_one(atlas, tmp_path):
     assert lazy.features is lazy.features  # read once
     head = atlas.head_ids[3]
     assert lazy.similar_heads(head, k=5).index.tolist() == eager.similar_heads(head, k=5).index.tolist()
+
+
+def test_joined_lazy_arrays_read_like_numpy_concatenation(tmp_path):
+    """Parts left on disk (and in memory) joined along heads or prompts, with column selections:
+    every way the package indexes them gives what np.concatenate would, reading by heads."""
+    from motif_widgets.atlas_data import take_columns
+
+    a, b = pattern_atlas(seed=1, n_prompts=6), pattern_atlas(seed=2, n_prompts=6)
+    disk = [Atlas.load(x.save(tmp_path / f"p{k}"), lazy=True).data for k, x in enumerate((a, b))]
+    for kind in ("features", "thumbnails"):
+        arrays = [d.features["motifs"] if kind == "features" else d.thumbnails for d in disk]
+        eager = [np.asarray(x) for x in arrays]
+        for axis in (0, 1):
+            joined = JoinedArray([arrays[0], eager[1]], axis)  # one part on disk, one in memory
+            want = np.concatenate(eager, axis=axis)
+            cols = [want.shape[1] - 1, 0] + ([3] if want.shape[1] > 3 else [])
+            view, want_view = take_columns(joined, cols), want[:, cols]
+            assert joined.shape == want.shape and view.shape == want_view.shape
+            assert np.array_equal(np.asarray(joined), want) and np.array_equal(np.asarray(view), want_view)
+            for j, w in ((joined, want), (view, want_view)):
+                assert np.array_equal(j[5:31], w[5:31]) and np.array_equal(j[7], w[7]) and np.array_equal(j[-1], w[-1])
+                pick = [w.shape[1] - 1, 0]
+                assert np.array_equal(j[:, pick], w[:, pick]) and np.array_equal(j[4, 1], w[4, 1])
+                assert np.array_equal(j[2:9, pick[::-1], :3], w[2:9, pick[::-1], :3])
+                assert np.array_equal(j[[3, 1, 40]], w[[3, 1, 40]])  # a head list: read all, then select
+                assert np.array_equal(j.read_heads(40, 200), w[40:]) and j.read_heads(96, 99).shape[0] == 0
+                blocks = list(j.iter_heads(rows=7 * w.shape[1]))
+                assert [s for s, _ in blocks] == list(range(0, len(w), 7))
+                assert np.array_equal(np.concatenate([x for _, x in blocks]), w)
+    with pytest.raises(ValueError, match="do not join"):
+        JoinedArray([np.zeros((2, 3, 4)), np.zeros((2, 3, 5))], 0)
 
 
 def test_a_lazy_read_refuses_a_file_changed_since_the_load(atlas, tmp_path):
@@ -315,11 +347,12 @@ def test_lazy_thumbnails_read_like_the_eager_ones(thumbs_atlas, tmp_path, monkey
     assert isinstance(sub.data.thumbnails, store.LazyThumbnails)
     assert np.array_equal(np.asarray(sub.data.thumbnails), thumbs_atlas.take_prompts(["p7", "p2", "p4"]).data.thumbnails)
     assert sub.data.thumbnail_prompts.tolist() == [1, 2, 0]  # slots keep their order: p2, p4, p7
-    # merging reads them (documented): equal to merging the eager atlases
+    # merging leaves them on disk too (joined): equal to merging the eager atlases
     halves = [Atlas.load(part.save(tmp_path / f"part{m}"), lazy=True) for m, part in enumerate(thumbnail_parts())]
     assert all(isinstance(half.data.thumbnails, store.LazyThumbnails) for half in halves)
     merged = Atlas.merge(halves)
-    assert isinstance(merged.data.thumbnails, np.ndarray) and np.array_equal(merged.data.thumbnails, want)
+    assert isinstance(merged.data.thumbnails, JoinedArray) and np.array_equal(np.asarray(merged.data.thumbnails), want)
+    assert np.array_equal(merged.data.thumbnails[:, [4, 1], :5, :5], want[:, [4, 1], :5, :5])
     # a lazily loaded atlas saves (streaming head groups) to an equal one
     again = Atlas.load(lazy.save(tmp_path / "b"), lazy=False)
     assert np.array_equal(again.data.thumbnails, want) and again.data.thumbnail_prompts.tolist() == list(range(10))

@@ -31,6 +31,119 @@ def is_lazy(features) -> bool:
     return not isinstance(features, np.ndarray) and hasattr(features, "read_heads")
 
 
+def _heads_of(part, start: int, stop: int) -> np.ndarray:
+    """Heads start..stop-1 of an array in memory or left on disk."""
+    return part.read_heads(start, stop) if is_lazy(part) else np.asarray(part[start:stop])
+
+
+class JoinedArray:
+    """Arrays [H_i, P_i, ...] joined along the heads (axis 0) or the prompts / thumbnail slots
+    (axis 1) without reading them, optionally then a selection of axis-1 positions; what
+    AtlasData.concat / concat_prompts / take_prompts make of parts that a lazy load left on
+    disk. Reads by heads like store.LazyFeatures (``read_heads``, ``iter_heads``;
+    ``np.asarray`` reads all), and ``t[heads, cols, ...]`` with heads an int or a slice reads
+    only those heads and, for thumbnails, only the slots and token window asked for.
+    """
+
+    ndim: int
+
+    def __init__(self, parts: Sequence, axis: int, cols: np.ndarray | None = None):
+        if axis not in (0, 1) or not parts:
+            raise ValueError("JoinedArray joins one or more parts along axis 0 or 1")
+        self.parts, self.axis = list(parts), axis
+        shapes = [tuple(part.shape) for part in self.parts]
+        other = 1 - axis
+        if len({sh[other] for sh in shapes}) > 1 or len({sh[2:] for sh in shapes}) > 1:
+            raise ValueError(f"parts of shapes {shapes[:3]}... do not join along axis {axis}")
+        sizes = [sh[axis] for sh in shapes]
+        self._starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)  # [parts + 1] along the axis
+        full = list(shapes[0])
+        full[axis] = int(self._starts[-1])
+        self.cols = None if cols is None else np.asarray(cols, dtype=np.int64)
+        if self.cols is not None:
+            full[1] = len(self.cols)
+        self.shape = tuple(full)
+        self.ndim = len(self.shape)
+        self.dtype = np.dtype(self.parts[0].dtype)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"JoinedArray({len(self.parts)} parts along axis {self.axis}, shape={self.shape})"
+
+    def take_slots(self, cols) -> "JoinedArray":
+        """A lazy view of some axis-1 positions, in that order (nothing is read)."""
+        cols = np.arange(self.shape[1])[np.asarray(cols, dtype=np.int64)]
+        return JoinedArray(self.parts, self.axis, cols if self.cols is None else self.cols[cols])
+
+    def read_heads(self, start: int, stop: int) -> np.ndarray:
+        """[stop - start, ...] of heads start..stop-1."""
+        start, stop = max(0, int(start)), min(self.shape[0], int(stop))
+        return self[start : max(start, stop)]
+
+    def iter_heads(self, rows: int = 1 << 18):
+        """(start, block) over consecutive heads, about `rows` (head, prompt) rows each."""
+        step = max(1, int(rows) // max(self.shape[1], 1))
+        for start in range(0, self.shape[0], step):
+            yield start, self.read_heads(start, start + step)
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[:]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def __getitem__(self, key):
+        key = key if isinstance(key, tuple) else (key,)
+        heads, cols, rest = key[0], (key[1] if len(key) > 1 else slice(None)), key[2:]
+        if not isinstance(heads, (int, np.integer, slice)) or (isinstance(heads, slice) and heads.step not in (None, 1)):
+            return np.asarray(self)[key]  # other head selections: read all, then select
+        one_head = not isinstance(heads, slice)
+        if one_head:
+            k = int(heads) + (self.shape[0] if heads < 0 else 0)
+            if not 0 <= k < self.shape[0]:
+                raise IndexError(f"head {heads} is out of range for {self.shape[0]} heads")
+            heads = slice(k, k + 1)
+        h0, h1, _ = heads.indices(self.shape[0])
+        h1 = max(h0, h1)
+        picked = np.arange(self.shape[1])[cols]
+        one_col = np.ndim(picked) == 0
+        base = np.atleast_1d(picked if self.cols is None else self.cols[picked])
+        if self.axis == 0:  # parts hold consecutive heads: each reads its share
+            blocks = []
+            for part, a, b in zip(self.parts, self._starts[:-1], self._starts[1:]):
+                lo, hi = max(h0, a), min(h1, b)
+                if lo < hi:
+                    blocks.append(np.asarray(part[(slice(lo - a, hi - a), base) + rest]))
+            out = np.concatenate(blocks) if blocks else np.asarray(self.parts[0][(slice(0, 0), base) + rest])
+        else:  # parts hold consecutive columns: each reads the columns it has
+            owner = np.searchsorted(self._starts, base, side="right") - 1
+            out = None
+            for p in np.unique(owner):
+                where = np.flatnonzero(owner == p)
+                block = np.asarray(self.parts[p][(slice(h0, h1), base[where] - self._starts[p]) + rest])
+                if out is None:
+                    out = np.empty((block.shape[0], len(base)) + block.shape[2:], block.dtype)
+                out[:, where] = block
+            if out is None:
+                out = np.asarray(self.parts[0][(slice(h0, h1), base) + rest])
+        out = out[:, 0] if one_col else out
+        return out[0] if one_head else out
+
+
+def take_columns(array, cols):
+    """array[:, cols]; a lazy view when the array was left on disk (nothing read)."""
+    if not is_lazy(array):
+        return array[:, cols]
+    return array.take_slots(cols) if hasattr(array, "take_slots") else JoinedArray([array], 1, np.asarray(cols))
+
+
+def _joined(parts: Sequence, axis: int):
+    """np.concatenate of the parts, or a JoinedArray when any is left on disk (nothing read)."""
+    if any(is_lazy(part) for part in parts):
+        return JoinedArray(parts, axis)
+    return np.concatenate([np.asarray(part) for part in parts], axis=axis)
+
+
 def feature_blocks(features, rows: int = 1 << 18):
     """Yield (start, [n, P, F] float64) blocks of consecutive heads of a feature array
     [H, P, F] (in memory or lazy), about `rows` (head, prompt) rows each."""
@@ -245,7 +358,7 @@ class AtlasData:
 
         Thumbnails of dropped prompts are dropped; everything else is sliced along the
         prompt axis, so an atlas of the result equals one built on those prompts alone.
-        Thumbnails left on disk stay there (a view of the kept slots); lazy features are read.
+        Features and thumbnails left on disk stay there (views of the kept prompts / slots).
         """
         if isinstance(prompts, str):
             prompts = [prompts]
@@ -268,10 +381,10 @@ class AtlasData:
             self,
             prompts=[self.prompts[k] for k in keep],
             models={name: m.take(keep) for name, m in self.models.items()},
-            features={name: f[:, keep] for name, f in self.features.items()},
+            features={name: take_columns(f, keep) for name, f in self.features.items()},
             score_sums=self.score_sums[:, keep],
             score_rows=self.score_rows[:, keep],
-            thumbnails=self.thumbnails.take_slots(slots) if is_lazy(self.thumbnails) else self.thumbnails[:, slots],
+            thumbnails=take_columns(self.thumbnails, slots),
             thumbnail_prompts=np.array([new_position[int(self.thumbnail_prompts[s])] for s in slots], dtype=np.int64),
             meta=meta,
         )
@@ -280,8 +393,8 @@ class AtlasData:
     def concat(cls, parts: Sequence["AtlasData"]) -> "AtlasData":
         """One dataset of several models over the same prompts (matched by id, in the first
         part's order), keeping the feature sets every part has and the thumbnails of the
-        prompts every part kept them for. The result is in memory: features and thumbnails
-        that a lazy load left on disk are read whole.
+        prompts every part kept them for. Features and thumbnails that a lazy load left on
+        disk stay there (a JoinedArray over the parts); the rest is in memory.
 
         Raises ValueError when model names repeat, prompt sets differ, or a feature set was
         computed under different revisions.
@@ -322,9 +435,10 @@ class AtlasData:
             thumb_ids = [t for t in thumb_ids if t in theirs]
         aligned = [part.take_prompts(ids) for part in parts]
 
-        def thumbs(part: AtlasData) -> np.ndarray:
+        def thumbs(part: AtlasData):
             slot = {int(k): s for s, k in enumerate(part.thumbnail_prompts)}
-            return part.thumbnails[:, [slot[ids.index(t)] for t in thumb_ids]]
+            slots = [slot[ids.index(t)] for t in thumb_ids]
+            return take_columns(part.thumbnails, slots)
 
         sizes = {part.thumbnails.shape[-1] for part in parts}
         if len(sizes) > 1:
@@ -333,11 +447,11 @@ class AtlasData:
             heads=pd.concat([part.heads for part in aligned], ignore_index=True),
             prompts=list(first.prompts),
             models={n: m for part in aligned for n, m in part.models.items()},
-            features={s: np.concatenate([part.features[s] for part in aligned]) for s in sets},
+            features={s: _joined([part.features[s] for part in aligned], 0) for s in sets},
             feature_names={s: first.feature_names[s] for s in sets},
             score_sums=np.concatenate([part.score_sums for part in aligned]),
             score_rows=np.concatenate([part.score_rows for part in aligned]),
-            thumbnails=np.concatenate([thumbs(part) for part in aligned]),
+            thumbnails=_joined([thumbs(part) for part in aligned], 0),
             thumbnail_prompts=np.array([ids.index(t) for t in thumb_ids], dtype=np.int64),
             meta={"merged": [part.meta for part in parts]},
             feature_revisions={s: first.feature_revisions[s] for s in sets},
@@ -350,8 +464,8 @@ class AtlasData:
     @classmethod
     def concat_prompts(cls, parts: Sequence["AtlasData"]) -> "AtlasData":
         """One dataset of the same heads over the prompts of several parts, in part order
-        (e.g. the prompt shards of a distributed run). The result is in memory: features and
-        thumbnails that a lazy load left on disk are read whole.
+        (e.g. the prompt shards of a distributed run). Features and thumbnails that a lazy
+        load left on disk stay there (a JoinedArray over the parts); the rest is in memory.
 
         Raises ValueError when the parts hold different heads or models, a prompt occurs in
         two parts, or feature sets, revisions or thumbnail sizes differ.
@@ -388,11 +502,11 @@ class AtlasData:
             heads=first.heads.copy(),
             prompts=[q for part in parts for q in part.prompts],
             models=models,
-            features={s: np.concatenate([part.features[s] for part in parts], axis=1) for s in first.features},
+            features={s: _joined([part.features[s] for part in parts], 1) for s in first.features},
             feature_names=dict(first.feature_names),
             score_sums=np.concatenate([part.score_sums for part in parts], axis=1),
             score_rows=np.concatenate([part.score_rows for part in parts], axis=1),
-            thumbnails=np.concatenate([np.asarray(part.thumbnails) for part in parts], axis=1),
+            thumbnails=_joined([part.thumbnails for part in parts], 1),
             thumbnail_prompts=np.concatenate([part.thumbnail_prompts + o for part, o in zip(parts, offsets)]),
             meta=dict(first.meta),
             feature_revisions=dict(first.feature_revisions),
@@ -440,10 +554,10 @@ class AtlasData:
     @classmethod
     def load(cls, path: str | Path, lazy: bool | None = False) -> tuple["AtlasData", dict]:
         """(data, saved config) of a folder written by :meth:`save` or by
-        :func:`motif_widgets.distributed.collect_atlas` (its shards joined, in memory);
-        damage raises AtlasFileError. lazy: leave the features of a saved atlas on disk
-        (True), read them (False) or decide by size (None); see store.load_atlas."""
+        :func:`motif_widgets.distributed.collect_atlas` (its shards joined); damage raises
+        AtlasFileError. lazy: leave the features and thumbnails on disk (True), read them
+        (False) or decide by size (None); see store.load_atlas."""
         from .distributed import is_sharded, load_sharded
         from .store import load_atlas
 
-        return load_sharded(path) if is_sharded(path) else load_atlas(path, lazy=lazy)
+        return load_sharded(path, lazy=lazy) if is_sharded(path) else load_atlas(path, lazy=lazy)

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from ._checks import check_choice, check_float, check_int
-from .atlas_data import AtlasData
+from .atlas_data import AtlasData, take_columns
 from .collect import DEFAULT_THUMBNAIL_TOKENS, DEFAULT_THUMBNAILS, pick_thumbnail_prompts
 from .prompts import Prompt, as_prompts
 
@@ -538,21 +538,30 @@ def is_sharded(folder: str | Path) -> bool:
     return (Path(folder) / PLAN).exists()
 
 
-def load_sharded(folder: str | Path, plan: Plan | None = None) -> tuple[AtlasData, dict]:
+def load_sharded(folder: str | Path, plan: Plan | None = None, lazy: bool | None = False) -> tuple[AtlasData, dict]:
     """(data, config) of a sharded folder: each model's shards joined along the prompts,
     in the plan's prompt order, then the models concatenated. AtlasFileError when a shard
-    is missing, damaged, or holds other prompts / feature revisions than the plan."""
+    is missing, damaged, or holds other prompts / feature revisions than the plan.
+
+    lazy: leave the shards' features and thumbnails on disk, joined without reading
+    (atlas_data.JoinedArray; True), read them (False) or decide by the whole atlas's size
+    (None: lazy above LARGE_ATLAS_HEADS heads).
+    """
+    from .atlas_data import LARGE_ATLAS_HEADS
+
     folder = Path(folder)
     plan = plan or read_plan(folder)
+    if lazy is None:
+        lazy = sum(m["n_layers"] * m["n_heads"] for m in plan.models.values()) > LARGE_ATLAS_HEADS
     ids = [p.id for p in plan.prompts]
-    per_model = [AtlasData.concat_prompts(parts).take_prompts(ids) for parts in _checked_shards(folder, plan).values()]
+    per_model = [AtlasData.concat_prompts(parts).take_prompts(ids) for parts in _checked_shards(folder, plan, lazy).values()]
     data = per_model[0] if len(per_model) == 1 else AtlasData.concat(per_model)
     # thumbnails in the order a single run picks them
     slot = {data.prompt_ids[k]: s for s, k in enumerate(data.thumbnail_prompts)}
     order = [slot[t] for t in plan.settings["thumbnail_ids"] if t in slot]
     meta = {**(per_model[0].meta if len(per_model) == 1 else data.meta), "sharded": {"folder_plan": PLAN}}
     data = replace(
-        data, thumbnails=data.thumbnails[:, order], thumbnail_prompts=data.thumbnail_prompts[order], meta=meta
+        data, thumbnails=take_columns(data.thumbnails, order), thumbnail_prompts=data.thumbnail_prompts[order], meta=meta
     )
     return data, dict(plan.config)
 
