@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -183,6 +184,28 @@ def test_kernel_choice_is_checked(monkeypatch):
         # auto: Triton only for float64 CUDA tensors
         assert use_triton(torch.zeros(2, dtype=torch.float64)) is False
     assert chosen_kernels() == "torch"
+
+
+def test_a_failing_fused_kernel_falls_back_to_torch_ops_once_under_auto(monkeypatch):
+    """Under "auto", Triton kernels that a machine's compiler or driver does not take warn once
+    and hand over to the torch ops (same results); a forced "triton" choice raises."""
+    from motif_widgets.features import kernels
+
+    monkeypatch.setattr(kernels, "_triton_failure", None)
+    cuda_like = SimpleNamespace(dtype=torch.float64, device=torch.device("cuda"))  # all use_triton reads
+    with use_kernels("auto"):
+        assert use_triton(cuda_like) == kernels.triton_available()
+
+    def broken():
+        raise RuntimeError("PTX for sm_00 failed")
+
+    with use_kernels("triton"), pytest.raises(RuntimeError, match="sm_00"):
+        kernels.run_fused(broken, lambda: "torch ops")
+    with use_kernels("auto"), pytest.warns(RuntimeWarning, match="fused Triton kernels failed.*sm_00"):
+        assert kernels.run_fused(broken, lambda: "torch ops") == "torch ops"
+    assert "sm_00" in kernels._triton_failure
+    with use_kernels("auto"):
+        assert not use_triton(cuda_like)  # the rest of the process keeps the torch ops
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

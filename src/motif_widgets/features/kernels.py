@@ -25,6 +25,7 @@ has not been measured on a GPU yet.
 from __future__ import annotations
 
 import os
+import warnings
 from contextlib import contextmanager
 from functools import lru_cache
 
@@ -77,7 +78,29 @@ def use_triton(tensor: torch.Tensor) -> bool:
         if not triton_available():
             raise ImportError(f"{GPU_KERNELS_ENV}=triton but Triton does not import (pip install triton)")
         return True
-    return tensor.device.type == "cuda" and triton_available()
+    return tensor.device.type == "cuda" and triton_available() and _triton_failure is None
+
+
+_triton_failure: str | None = None  # why the fused kernels failed here under "auto", if they did
+
+
+def run_fused(fused, fallback):
+    """fused() when it works. Under "auto" a failure of the Triton kernels on this machine (a
+    compiler or driver that does not take them) warns once and switches this process to the
+    torch ops (fallback(), the same results); a forced "triton" choice raises instead."""
+    global _triton_failure
+    if chosen_kernels() == "triton":
+        return fused()
+    try:
+        return fused()
+    except Exception as error:  # noqa: BLE001 - any failure of the compiled kernels: fall back, said once
+        _triton_failure = f"{type(error).__name__}: {error}"
+        warnings.warn(
+            f"the fused Triton kernels failed on this machine ({_triton_failure[:300]}); the paper features "
+            f"are computed with torch ops instead (same results; set {GPU_KERNELS_ENV}=torch to choose them)",
+            RuntimeWarning, stacklevel=3,
+        )
+        return fallback()
 
 
 def compile_enabled() -> bool:

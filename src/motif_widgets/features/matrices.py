@@ -16,7 +16,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from .kernels import use_triton
+from .kernels import run_fused, use_triton
 
 #: The reference's 32 histogram bins: edges 0, then logspace(-3, 0, 32) rounded to float32.
 LOG_BIN_EDGES = np.concatenate([[0.0], np.logspace(-3, 0, 32)]).astype(np.float32)
@@ -173,9 +173,15 @@ def paper_matrix_counts(a: torch.Tensor) -> torch.Tensor:
     Returns:
         [6, B, 32] int64 counts, matrices in MATRIX_NAMES order.
     """
+    if use_triton(a):  # CUDA: one Triton launch per chunk bins all six matrices, cosines on the fly
+        return run_fused(lambda: _matrix_counts(a, fused=True), lambda: _matrix_counts(a, fused=False))
+    return _matrix_counts(a, fused=False)
+
+
+def _matrix_counts(a: torch.Tensor, fused: bool) -> torch.Tensor:
+    """paper_matrix_counts with the Triton binning (fused) or the numba / torch-ops binning."""
     b, n, _ = a.shape
     dt, dev = a.dtype, a.device
-    fused = use_triton(a)  # CUDA: one Triton launch bins all six matrices, cosines on the fly
     on_cpu = dev.type == "cpu" and not fused  # CPU: numba kernels bin one triangle, cosines on the fly
     step = min(b, max(1, (CHUNK_CELLS if dev.type == "cpu" else CUDA_CHUNK_CELLS) // (6 * n * n)))
     pad_a = torch.zeros((step, n, 2 * n), dtype=dt, device=dev)

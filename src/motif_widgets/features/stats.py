@@ -15,7 +15,7 @@ import math
 import numpy as np
 import torch
 
-from .kernels import use_triton
+from .kernels import run_fused, use_triton
 
 FULL_STATS = (
     "mean", "median", "variance", "skewness", "entropy", "rms", "energy", "kurtosis",
@@ -38,7 +38,7 @@ def vector_stats(x: torch.Tensor, lengths: torch.Tensor, full: bool) -> torch.Te
     if use_triton(x):  # CUDA: the whole block in one fused launch
         from ._triton_kernels import vector_stats as fused_vector_stats
 
-        return fused_vector_stats(x, lengths, full)
+        return run_fused(lambda: fused_vector_stats(x, lengths, full), lambda: vector_stats(x, lengths, full))
     mask = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]
     zero = torch.zeros((), dtype=x.dtype, device=x.device)
     xm = torch.where(mask, x, zero)
