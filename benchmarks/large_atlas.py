@@ -6,6 +6,7 @@ cost of every stage, its growth with the number of heads and the peak RSS (VmHWM
                                      [--work DIR] [--source PATH] [--exact-isomap-sizes 3000]
                                      [--code DIR] [--no-check]
     python benchmarks/large_atlas.py --exact-isomap /tmp/motif-large-atlas/h10000-p500
+    python benchmarks/large_atlas.py --sizes 10000 --sharded 10 --no-check   # as a distributed run writes it
 
 How the synthetic atlases are made (features are synthetic, the rest is real data reused):
 from the saved SmolLM2-135M atlas (270 heads x 112 prompts, /work/main/out/length/validity/
@@ -115,9 +116,18 @@ class SyntheticThumbnails:
         out = self.read_heads(0, self.shape[0])
         return out if dtype is None else out.astype(dtype)
 
+    def __getitem__(self, key):  # heads by a slice (how a JoinedArray reads a part), the rest as numpy
+        key = key if isinstance(key, tuple) else (key,)
+        heads = key[0] if isinstance(key[0], slice) else slice(None)
+        start, stop, _ = heads.indices(self.shape[0])
+        block = self.read_heads(start, stop)
+        return block[(slice(None),) + key[1:]] if isinstance(key[0], slice) else block[key]
 
-def build(n_heads: int, n_prompts: int, out: Path, source: Path, seed: int = 0) -> Path:
-    """Save a synthetic atlas of n_heads x n_prompts made from the source atlas (module docstring)."""
+
+def build(n_heads: int, n_prompts: int, out: Path, source: Path, seed: int = 0, shards: int = 0) -> Path:
+    """Save a synthetic atlas of n_heads x n_prompts made from the source atlas (module docstring);
+    with shards > 0, as the folder a distributed run writes: each model's prompts in that many
+    shards (slices of the longest-first order), each an ordinary saved atlas, and plan.json."""
     from motif_widgets.atlas import AtlasConfig
     from motif_widgets.atlas_data import AtlasData, ModelInfo, heads_frame
     from motif_widgets.prompts import Prompt
@@ -161,6 +171,8 @@ def build(n_heads: int, n_prompts: int, out: Path, source: Path, seed: int = 0) 
         b = slice(a, a + 500)
         mix = (1 - w[b]) * f[h1[b]][:, s_of] + w[b] * f[h2[b]][:, s_of]
         feats[b] = mix + rng.standard_normal(mix.shape) * noise
+    if shards:
+        return _save_sharded(out, shards, prompts, models, frames, feats, src, s_of, h1, h2, thumbs.mix, info.lengths[s_of])
     data = AtlasData(
         heads=pd.concat(frames, ignore_index=True),
         prompts=prompts,
@@ -175,6 +187,41 @@ def build(n_heads: int, n_prompts: int, out: Path, source: Path, seed: int = 0) 
         feature_revisions={"motifs": src.feature_revisions["motifs"]},
     )
     return data.save(out, config=asdict(AtlasConfig(large=True)))
+
+
+def _save_sharded(out: Path, shards: int, prompts, models, frames, feats, src, s_of, h1, h2, mix, lengths) -> Path:
+    """The synthetic atlas as a distributed run's folder (build, shards > 0)."""
+    from motif_widgets import distributed
+    from motif_widgets.atlas import AtlasConfig
+    from motif_widgets.atlas_data import AtlasData, take_columns
+
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)  # a previous run's folder (collect_atlas would refuse other prompts)
+    size = -(-len(prompts) // shards)
+    order = sorted(range(len(prompts)), key=lambda k: -int(lengths[k]))
+    parts = [order[a : a + size] for a in range(0, len(order), size)]
+    revisions = {"motifs": src.feature_revisions["motifs"]}
+    settings = {"feature_sets": ["motifs"], "feature_revisions": revisions, "batch_size": 8, "shard_size": size,
+                "max_tokens": None, "prepend_bos": True, "dtype": "float64",
+                "thumbnail_ids": [q.id for q in prompts], "thumbnail_tokens": THUMBNAIL_TOKENS}
+    plan = distributed.Plan(prompts, settings, asdict(AtlasConfig(large=True)))
+    start = 0
+    for (name, info), heads in zip(models.items(), frames):
+        block = slice(start, start + len(heads))
+        start += len(heads)
+        plan.models[name] = {"loader": "synthetic", "n_layers": info.n_layers, "n_heads": info.n_heads, "shards": parts}
+        thumbs = SyntheticThumbnails(src.thumbnails, h1[block], h2[block], mix[block], lengths)
+        for k, idx in enumerate(parts):
+            AtlasData(
+                heads=heads, prompts=[prompts[i] for i in idx], models={name: info.take(np.array(idx))},
+                features={"motifs": feats[block][:, idx]}, feature_names={"motifs": src.feature_names["motifs"]},
+                score_sums=src.score_sums[h1[block]][:, s_of[idx]], score_rows=src.score_rows[h1[block]][:, s_of[idx]],
+                thumbnails=take_columns(thumbs, idx), thumbnail_prompts=np.arange(len(idx)),
+                meta={"synthetic": "benchmarks/large_atlas.py, sharded"}, feature_revisions=revisions,
+            ).save(distributed.shard_folder(out, name, k))
+    distributed._write_plan(out, plan)
+    return out
 
 
 # ---------------------------------------------------------------------------- measure (subprocess)
@@ -330,6 +377,8 @@ def main() -> None:
     ap.add_argument("--code", type=Path, default=REPO, help="checkout whose src/ the build and measure children import")
     ap.add_argument("--no-check", action="store_true", help="skip the accuracy checks")
     ap.add_argument("--build", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--sharded", type=int, default=0, metavar="K",
+                    help="build each size as a distributed run's folder, K prompt shards per model, and time that")
     args = ap.parse_args()
     global CODE
     CODE = args.code
@@ -345,7 +394,7 @@ def main() -> None:
     if args.build:
         h, p, path = args.build
         t = time.perf_counter()
-        build(int(h), int(p), Path(path), args.source)
+        build(int(h), int(p), Path(path), args.source, shards=args.sharded)
         print(json.dumps({"build_s": time.perf_counter() - t, "peak_mb": vm_hwm_mb()}))
         return
     if args.quick:
@@ -353,15 +402,17 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()}  cpus: {os.cpu_count()}  code: {CODE}")
     paths = {}
     for h in sorted(set(args.sizes) | (set() if args.no_check else {args.check_heads})):
-        paths[h] = args.work / f"h{h}-p{args.prompts}"
-        built = run_child(["--source", str(args.source), "--build", str(h), str(args.prompts), str(paths[h])])
+        paths[h] = args.work / (f"h{h}-p{args.prompts}" + (f"-sharded{args.sharded}" if args.sharded else ""))
+        built = run_child(["--source", str(args.source), "--sharded", str(args.sharded),
+                           "--build", str(h), str(args.prompts), str(paths[h])])
         size = sum(f.stat().st_size for f in paths[h].rglob("*") if f.is_file()) / 2**20
-        files = json.loads((paths[h] / "manifest.json").read_text())["files"]
-        thumbs = files["thumbnails"]["bytes"] / 2**20
+        manifests = sorted(paths[h].rglob("manifest.json"))
+        thumbs = sum(json.loads(m.read_text())["files"]["thumbnails"]["bytes"] for m in manifests) / 2**20
         raw = h * args.prompts * THUMBNAIL_TOKENS**2 * 2 / 2**20
+        layout = f"{len(manifests)} shards, " if args.sharded else ""
         print(f"built {h} heads x {args.prompts} prompts in {built['build_s']:.1f} s (peak RSS {built['peak_mb']:.0f} MB; "
-              f"{size:.0f} MiB on disk, thumbnails {thumbs:.0f} MiB of it: {raw:.0f} MiB of float16, compressed "
-              f"{raw / thumbs:.2f}x; format {json.loads((paths[h] / 'manifest.json').read_text())['format_version']})")
+              f"{layout}{size:.0f} MiB on disk, thumbnails {thumbs:.0f} MiB of it: {raw:.0f} MiB of float16, compressed "
+              f"{raw / thumbs:.2f}x; format {json.loads(manifests[0].read_text())['format_version']})")
     rows = [run_child(["--measure", str(paths[h])]) for h in args.sizes]
     stages = ["load", "embed", "distances", "index", "head map", "families", "similar", "widgets", "thumbs"]
     print(f"\nstage seconds per size (x {args.prompts} prompts); similar = one query (median of 50)")
