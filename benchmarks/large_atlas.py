@@ -93,11 +93,13 @@ class SyntheticThumbnails:
     dtype = np.dtype(np.float16)
     ndim = 4
 
-    def __init__(self, source: np.ndarray, h1: np.ndarray, h2: np.ndarray, mix: np.ndarray, lengths: np.ndarray):
+    def __init__(self, source: np.ndarray, h1: np.ndarray, h2: np.ndarray, mix: np.ndarray, lengths: np.ndarray,
+                 prompts: np.ndarray | None = None):
         k, t = THUMBNAIL_TOKENS, source.shape[1]
         n_offsets = source.shape[-1] - k + 1
-        p = mix.shape[1]
-        j = np.arange(p)
+        j = np.arange(mix.shape[1]) if prompts is None else np.asarray(prompts)  # [P] which synthetic prompts
+        mix, lengths = mix[:, j], np.asarray(lengths)[j]
+        p = len(j)
         self.window = (j % t) * n_offsets + (j // t) % n_offsets  # [P] window of each prompt
         windows = np.stack([source[:, s, o : o + k, o : o + k] for s in range(t) for o in range(n_offsets)], 1)
         self.windows = windows.astype(np.float32)  # [S, T * offsets, 32, 32]
@@ -193,7 +195,7 @@ def _save_sharded(out: Path, shards: int, prompts, models, frames, feats, src, s
     """The synthetic atlas as a distributed run's folder (build, shards > 0)."""
     from motif_widgets import distributed
     from motif_widgets.atlas import AtlasConfig
-    from motif_widgets.atlas_data import AtlasData, take_columns
+    from motif_widgets.atlas_data import AtlasData
 
     import shutil
 
@@ -211,13 +213,13 @@ def _save_sharded(out: Path, shards: int, prompts, models, frames, feats, src, s
         block = slice(start, start + len(heads))
         start += len(heads)
         plan.models[name] = {"loader": "synthetic", "n_layers": info.n_layers, "n_heads": info.n_heads, "shards": parts}
-        thumbs = SyntheticThumbnails(src.thumbnails, h1[block], h2[block], mix[block], lengths)
         for k, idx in enumerate(parts):
+            thumbs = SyntheticThumbnails(src.thumbnails, h1[block], h2[block], mix[block], lengths, prompts=idx)
             AtlasData(
                 heads=heads, prompts=[prompts[i] for i in idx], models={name: info.take(np.array(idx))},
                 features={"motifs": feats[block][:, idx]}, feature_names={"motifs": src.feature_names["motifs"]},
                 score_sums=src.score_sums[h1[block]][:, s_of[idx]], score_rows=src.score_rows[h1[block]][:, s_of[idx]],
-                thumbnails=take_columns(thumbs, idx), thumbnail_prompts=np.arange(len(idx)),
+                thumbnails=thumbs, thumbnail_prompts=np.arange(len(idx)),
                 meta={"synthetic": "benchmarks/large_atlas.py, sharded"}, feature_revisions=revisions,
             ).save(distributed.shard_folder(out, name, k))
     distributed._write_plan(out, plan)
