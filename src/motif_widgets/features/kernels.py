@@ -93,6 +93,8 @@ def run_fused(fused, fallback):
         return fused()
     try:
         return fused()
+    except torch.OutOfMemoryError:  # the device's memory, not the kernels: the torch ops would not fit either
+        raise
     except Exception as error:  # noqa: BLE001 - any failure of the compiled kernels: fall back, said once
         _triton_failure = f"{type(error).__name__}: {error}"
         warnings.warn(
