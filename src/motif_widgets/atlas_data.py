@@ -31,11 +31,6 @@ def is_lazy(features) -> bool:
     return not isinstance(features, np.ndarray) and hasattr(features, "read_heads")
 
 
-def _heads_of(part, start: int, stop: int) -> np.ndarray:
-    """Heads start..stop-1 of an array in memory or left on disk."""
-    return part.read_heads(start, stop) if is_lazy(part) else np.asarray(part[start:stop])
-
-
 class JoinedArray:
     """Arrays [H_i, P_i, ...] joined along the heads (axis 0) or the prompts / thumbnail slots
     (axis 1) without reading them, optionally then a selection of axis-1 positions; what

@@ -24,7 +24,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .matrices import N_BINS, _bin_codes
+from .matrices import _CELLS, _SHIFT, N_BINS, _bin_codes
 
 #: Rows up to this long take their median from a sort inside the stats kernel; longer rows
 #: from torch.sort (a bitonic sort of a longer row would spill registers).
@@ -78,8 +78,6 @@ def bin_grams(grams: torch.Tensor, cosine_from: int) -> torch.Tensor:
     Returns:
         [R, 32] int64 counts.
     """
-    from .matrices import _CELLS, _SHIFT
-
     grams = grams.contiguous()
     r, n, _ = grams.shape
     counts = torch.zeros((r, 64), dtype=torch.int64, device=grams.device)

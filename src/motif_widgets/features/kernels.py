@@ -36,6 +36,7 @@ COMPILE_ENV = "MOTIF_WIDGETS_COMPILE"
 GPU_KERNEL_CHOICES = ("auto", "triton", "torch")
 _chosen: str | None = None  # set by use_kernels; None: the environment decides
 _compile: bool | None = None  # set by use_compile; None: the environment decides
+_triton_failure: str | None = None  # why the fused kernels failed here under "auto", if they did
 
 
 def chosen_kernels() -> str:
@@ -80,8 +81,6 @@ def use_triton(tensor: torch.Tensor) -> bool:
         return True
     return tensor.device.type == "cuda" and triton_available() and _triton_failure is None
 
-
-_triton_failure: str | None = None  # why the fused kernels failed here under "auto", if they did
 
 
 def run_fused(fused, fallback):
